@@ -142,19 +142,22 @@ _CACHED = ("m_edges", "pt_edges", "values")
 
 
 def _cache_entry(path: str, name: str) -> str | None:
-    """The cache entry of the map ``name`` in the file ``path`` as it is now (its real path,
-    size, modification time and inode: a file written again is read again); ``None``
-    without a cache or a file to state."""
+    """The cache entry of the map ``name`` in the file ``path`` as it is now (the digest of
+    its bytes: a file written again is read again); ``None`` without a cache or a file to
+    read (the reader's error then names it)."""
     import hashlib
 
     from gammastar.core.cachedir import cache_path
 
-    try:
-        st = os.stat(path)
-    except OSError:  # missing: the reader's error names it
+    if cache_path() is None:
         return None
-    ident = f"1\0{os.path.realpath(path)}\0{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
-    return cache_path("efficiency_maps", hashlib.sha256(ident.encode()).hexdigest()[:32] + ".npz")
+    try:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256")
+    except OSError:
+        return None
+    digest.update(b"\0" + name.encode())
+    return cache_path("efficiency_maps", f"{digest.hexdigest()[:32]}.npz")
 
 
 def _cache_load(entry: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
