@@ -168,9 +168,10 @@ def _parallel(exe: Any) -> bool:
 
 def _load_readers(exe: Any) -> None:
     """On a parallel executor, uproot (about 0.4 s of imports: the reader of the efficiency
-    and acceptance maps, which the driver loads next) imported in a thread while the
-    workers check the input files; the driver's own ``import uproot`` waits for it (Python's
-    import lock). Elsewhere the first file opened here imports it."""
+    map where it is not cached yet and of the acceptance map, which the driver loads next,
+    and the writer of ``histograms.root``) imported in a thread while the workers check the
+    input files; the driver's own ``import uproot`` waits for it (Python's import lock).
+    Elsewhere the first file opened here imports it."""
     import importlib
     import threading
 
