@@ -114,7 +114,10 @@ def load_efficiency_map(
 
     Checks: the file opens, holds a 2-D histogram (``name``, or the only TH2), increasing
     finite edges, contents finite and within [0, 1]. Zero bins are allowed here; pairs that
-    land in them are handled by :func:`efficiency_weights`.
+    land in them are handled by :func:`efficiency_weights`. A map that passed is cached
+    (:mod:`gammastar.core.cachedir`, keyed by the file's bytes and ``name``): read again, the
+    same arrays without the ROOT reader (a selection on a cluster starts its chunks without
+    loading uproot first).
 
     Arguments:
         path: the ROOT file (``None``: ε = 1).
