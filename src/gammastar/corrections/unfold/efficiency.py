@@ -176,14 +176,16 @@ def _cache_load(entry: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
     return m_edges, pt_edges, values
 
 
-def _cache_store(entry: str | None, *arrays: np.ndarray) -> None:
+def _cache_store(
+    entry: str | None, m_edges: np.ndarray, pt_edges: np.ndarray, values: np.ndarray
+) -> None:
     """Cache a checked map's arrays (:func:`gammastar.core.cachedir.store`: atomic, skipped
     when unwritable): a run that finds it needs no ROOT reader to start its chunks."""
     if entry is None:
         return
     from gammastar.core.cachedir import store
 
-    store(entry, lambda f: np.savez(f, **dict(zip(_CACHED, arrays, strict=True))))
+    store(entry, lambda f: np.savez(f, m_edges=m_edges, pt_edges=pt_edges, values=values))
 
 
 @dataclass

@@ -36,7 +36,7 @@ class _Shared:
         return "SHARED"
 
 
-SHARED = _Shared()
+SHARED: Any = _Shared()  # Any: it stands for an argument of any type
 """A step function's argument (a ``functools.partial``'s) that the executor fills in with the
 object shared by the steps of a run (``map_held(..., shared=obj)``): on Dask that object is
 sent to the workers once and kept there for every step that names it (a per-pair acceptance's
