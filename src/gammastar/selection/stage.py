@@ -40,7 +40,7 @@ from gammastar.corrections.unfold.acceptance import (
     AcceptanceMap3D,
     load_acceptance_map,
 )
-from gammastar.corrections.unfold.efficiency import load_efficiency_map
+from gammastar.corrections.unfold.efficiency import efficiency_map_cached, load_efficiency_map
 from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.selection import onworkers
 from gammastar.selection.chunk import CUTFLOW_KEYS
@@ -150,7 +150,7 @@ def select(
         replace(execution, chunksize=execution.chunksize or cfg.input.step_size)
     ) as exe:
         opened = time.perf_counter() - t_open
-        _load_readers(exe)
+        _load_readers(exe, cfg)
         run = _prepare_run(cfg, opt, inputs, t0 + opened, exe=exe)
         if execution.executor != "iterative":
             run.times["cluster"] = opened
@@ -166,18 +166,35 @@ def _parallel(exe: Any) -> bool:
     return exe is not None and (not isinstance(exe, LocalExecutor) or exe.pool is not None)
 
 
-def _load_readers(exe: Any) -> None:
-    """On a parallel executor, uproot (about 0.4 s of imports: the reader of the efficiency
-    map where it is not cached yet and of the acceptance map, which the driver loads next,
-    and the writer of ``histograms.root``) imported in a thread while the workers check the
-    input files; the driver's own ``import uproot`` waits for it (Python's import lock).
-    Elsewhere the first file opened here imports it."""
+def _load_readers(exe: Any, cfg: AnalysisConfig) -> None:
+    """On a parallel executor, uproot (about 0.4 s of imports) imported in a thread while the
+    workers check the input files, where the driver reads a map with it next (the acceptance
+    map, an efficiency map not cached yet); the driver's own ``import uproot`` waits for it
+    (Python's import lock). Elsewhere the first file opened here imports it, and the writer
+    of ``histograms.root`` is loaded while the chunks run (:func:`~gammastar.selection.
+    outputs.load_writers`): a thread importing during the checks would hold the interpreter
+    that the driver's client needs to see them through."""
     import importlib
     import threading
 
-    if _parallel(exe):
+    if _parallel(exe) and _reads_root_maps(cfg):
         threading.Thread(target=importlib.import_module, args=("uproot",), daemon=True,
                          name="gammastar-load-readers").start()  # fmt: skip
+
+
+def _reads_root_maps(cfg: AnalysisConfig) -> bool:
+    """Whether the driver reads a ROOT map before the chunks start: the acceptance map, or an
+    efficiency map not in the cache (:func:`~gammastar.corrections.unfold.efficiency.
+    efficiency_map_cached`)."""
+    eff = cfg.unfold.efficiency_map
+    if cfg.unfold.acceptance_map is not None:
+        return True
+    if eff is None:
+        return False
+    try:
+        return not efficiency_map_cached(cfg.resolve_data(eff, "unfold.efficiency_map"))
+    except ConfigError:  # a missing map: the map's loading names it
+        return False
 
 
 _URL_NEEDS = (

@@ -23,6 +23,7 @@ __all__ = [
     "UnfoldReport",
     "bin_index",
     "check_unfoldable",
+    "efficiency_map_cached",
     "efficiency_weights",
     "inverse_weights",
     "load_efficiency_map",
@@ -142,6 +143,13 @@ def load_efficiency_map(
 
 
 _CACHED = ("m_edges", "pt_edges", "values")
+
+
+def efficiency_map_cached(path: str | os.PathLike[str], name: str = "efficiency") -> bool:
+    """Whether :func:`load_efficiency_map` finds the map in its cache (it then reads no ROOT
+    file)."""
+    entry = _cache_entry(os.fspath(path), name)
+    return entry is not None and os.path.exists(entry)
 
 
 def _cache_entry(path: str, name: str) -> str | None:
