@@ -190,7 +190,9 @@ def test_efficiency_map_cached_by_its_bytes(tmp_path, monkeypatch) -> None:
     vals = np.linspace(0.1, 1.0, 200).reshape(20, 10)
     path = tmp_path / "e.root"
     write_effmap(path, vals)
+    assert not efficiency.efficiency_map_cached(path)
     first = load_efficiency_map(path)
+    assert efficiency.efficiency_map_cached(path)  # the driver then loads no ROOT reader
     read = efficiency._read_root_hist
 
     def no_reader(*a, **k):
@@ -204,6 +206,7 @@ def test_efficiency_map_cached_by_its_bytes(tmp_path, monkeypatch) -> None:
     assert again.source == first.source == str(path)
     monkeypatch.setattr(efficiency, "_read_root_hist", read)
     write_effmap(path, vals[::-1].copy())  # the same size, other values
+    assert not efficiency.efficiency_map_cached(path)
     np.testing.assert_array_equal(load_efficiency_map(path).values, vals[::-1])
     monkeypatch.setenv("GAMMASTAR_CACHE", "")
     monkeypatch.setattr(efficiency, "_read_root_hist", no_reader)
