@@ -226,3 +226,42 @@ def test_flavour_refused_from_the_chunks_counts(ee_file, tmp_path, executor):
     with pytest.raises(InputError, match=r"ee\.root: the leptons have the electron mass"):
         select(cfg, execution=Execution(executor, workers=2, chunksize=400))
     assert not (tmp_path / "run" / "select.json").exists()
+
+
+def test_flavour_refused_at_the_first_chunks_of_a_file(ee_file, tmp_path, monkeypatch):
+    """A wrong input.lepton is refused as soon as the chunks of a file's first PROBE_ENTRIES
+    entries are in, not after the whole input: with chunks of 5000 entries the first file's
+    first entries are several chunks, and no chunk after them (of that file, or of the
+    second file) is processed; the line names the file and nothing is written."""
+    import shutil
+
+    from gammastar.selection.executors import Execution
+    from gammastar.selection.executors.processor import DileptonProcessor, chunk_items
+    from gammastar.selection.flavour_check import PROBE_ENTRIES
+
+    files = [tmp_path / "a.root", tmp_path / "b.root"]
+    for f in files:
+        shutil.copyfile(ee_file, f)
+    seen: list[tuple[str, int]] = []
+    process_item = DileptonProcessor.process_item
+
+    def counted(self, item):
+        seen.append((item.filename, item.entrystart))
+        return process_item(self, item)
+
+    monkeypatch.setattr(DileptonProcessor, "process_item", counted)
+    cols = {k: f"electron_{k}" for k in ("px", "py", "pz", "E", "charge")}
+    cfg = cfg_for(tmp_path, files, input={"lepton": "mu", "branches": cols})
+    with pytest.raises(InputError, match=r"a\.root: the leptons have the electron mass"):
+        select(cfg, execution=Execution("iterative", chunksize=5000))
+    # the chunks that read a.root's first PROBE_ENTRIES entries, and only those
+    with uproot.open(files[0]) as f:
+        n = f["events"].num_entries
+    paths = [str(f) for f in files]
+    items = chunk_items({"d": {"files": dict.fromkeys(paths, "events")}},
+                        dict.fromkeys(paths, n), 5000)  # fmt: skip
+    probed = [(i.filename, i.entrystart) for i in items
+              if i.filename == paths[0] and i.entrystart < PROBE_ENTRIES]  # fmt: skip
+    assert 1 < len(probed) < len(items)  # several chunks in the first entries, more after
+    assert seen == probed
+    assert not (tmp_path / "run" / "select.json").exists()

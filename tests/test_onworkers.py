@@ -361,3 +361,62 @@ def test_pool_states_are_files_consumed_step_by_step(tmp_path):
         assert steps.ask(_total) == pytest.approx([float((2 * c).sum()) for c in chunks], rel=SUM_RTOL)
         steps.release()
         assert list((tmp_path / "held").iterdir()) == []
+
+
+class _Client:
+    """A stand-in ``distributed.Client`` that runs each task here and records what was
+    scattered (``scatter``: sent to every worker) and what went into the task graphs."""
+
+    def __init__(self):
+        self.scattered, self.submitted = [], []
+
+    def scatter(self, obj, **kw):
+        self.scattered.append(obj)
+        return obj
+
+    def submit(self, fn, *args, **kw):
+        self.submitted.append(args)
+        return fn(*args)
+
+    def map(self, fn, *iterables, **kw):
+        return [fn(*a) for a in zip(*iterables, strict=True)]
+
+    def gather(self, futures):
+        return list(futures)
+
+    def cancel(self, futures):
+        pass
+
+
+def test_the_shared_acceptance_goes_to_the_workers_once():
+    """The steps of the held chunks that name the weighing (its acceptance's tables, tens of
+    MB) as SHARED: on Dask the object is scattered once for all of them, not sent with each
+    step's function, nor put in a task graph; each step still sees the object itself. The
+    process pool's path fills it in the function it writes (with_shared)."""
+    from functools import partial
+
+    from gammastar.selection.executors.dask_cluster import DaskExecutor
+    from gammastar.selection.executors.held import SHARED, with_shared
+
+    big = np.arange(100_000.0)  # the shared object: 800 kB pickled
+    total = float(big.sum())
+
+    def step(obj, k, state):
+        return state + k, float(obj.sum()) * k
+
+    client = _Client()
+    exe = DaskExecutor(client)
+    states = [1.0, 2.0]
+    states, smalls = exe.map_held(partial(step, SHARED, 2), states, keep=True, common=big)
+    assert states == [3.0, 4.0]
+    assert smalls == [2 * total] * 2
+    _, out = exe.map_held(partial(step, SHARED, 3), states, keep=False, common=big)
+    assert out == [(6.0, 3 * total), (7.0, 3 * total)]
+    assert [o is big for o in client.scattered] == [True]  # once, for both steps
+    # the steps' functions went with their tasks, without the object
+    assert client.submitted
+    assert all(len(b) < 10_000 for (b,) in client.submitted)
+    exe.forget_shared()
+    exe.map_held(partial(step, SHARED, 1), states, keep=False, common=big)
+    assert len(client.scattered) == 2  # sent again after the steps let it go
+    assert with_shared(partial(step, SHARED, 2), big)(1.0) == (3.0, 2 * total)

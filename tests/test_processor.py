@@ -745,21 +745,29 @@ def test_the_sinks_meanwhile_runs_once_while_the_chunks_run():
 def test_the_driver_loads_uproot_beside_the_workers_checks():
     """The selection's modules import no ROOT reader (uproot, awkward: about 0.4 s of a
     command's start-up); on a parallel executor select() imports uproot in a thread while the
-    workers check the files (_load_readers), on the iterative one the first file opened does."""
+    workers check the files (_load_readers) where it reads a ROOT map next (here an
+    acceptance map), not where it reads none (no map, or the efficiency map cached: uproot
+    is loaded while the chunks run); on the iterative one the first file opened does."""
     code = (
         "import sys, threading\n"
+        "from types import SimpleNamespace as NS\n"
         "from concurrent.futures import ThreadPoolExecutor\n"
         "import gammastar.selection.stage as st\n"
         "from gammastar.selection.executors.processor import LocalExecutor\n"
         "print('uproot' in sys.modules, 'awkward' in sys.modules)\n"
-        "st._load_readers(LocalExecutor())\n"
-        "print([t.name for t in threading.enumerate() if t.name.startswith('gammastar')])\n"
+        "maps = NS(unfold=NS(acceptance_map='acc.root:acceptance', efficiency_map=None))\n"
+        "none = NS(unfold=NS(acceptance_map=None, efficiency_map=None))\n"
+        "st._load_readers(LocalExecutor(), maps)\n"
+        "names = lambda: [t.name for t in threading.enumerate() if t.name.startswith('gammastar')]\n"
+        "print(names())\n"
         "with ThreadPoolExecutor(1) as pool:\n"
-        "    st._load_readers(LocalExecutor('futures', 1, pool))\n"
+        "    st._load_readers(LocalExecutor('futures', 1, pool), none)\n"
+        "    print(names(), 'uproot' in sys.modules)\n"
+        "    st._load_readers(LocalExecutor('futures', 1, pool), maps)\n"
         "    for t in threading.enumerate():\n"
         "        if t.name == 'gammastar-load-readers':\n"
         "            t.join(120)\n"
         "print('uproot' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
-    assert out.stdout.decode().split("\n")[:3] == ["False False", "[]", "True"]
+    assert out.stdout.decode().split("\n")[:4] == ["False False", "[]", "[] False", "True"]

@@ -177,3 +177,38 @@ def test_bayesian_unfolding_variance_matches_toys(iterations):
     var = bayesian_unfold_variance(expected, expected, resp, iterations)
     np.testing.assert_allclose(var, toys.var(axis=0), rtol=0.10)
     assert np.max(np.abs(expected / toys.var(axis=0) - 1)) > 0.3
+
+
+def test_efficiency_map_cached_by_its_bytes(tmp_path, monkeypatch) -> None:
+    """A map read once is cached (its checked arrays, keyed by the file's bytes and the
+    histogram's name): read again without the ROOT reader, the same arrays exactly; a file
+    written again with other contents is read again; no cache (GAMMASTAR_CACHE="") reads the
+    file each time."""
+    from gammastar.corrections.unfold import efficiency
+
+    monkeypatch.setenv("GAMMASTAR_CACHE", str(tmp_path / "cache"))
+    vals = np.linspace(0.1, 1.0, 200).reshape(20, 10)
+    path = tmp_path / "e.root"
+    write_effmap(path, vals)
+    assert not efficiency.efficiency_map_cached(path)
+    first = load_efficiency_map(path)
+    assert efficiency.efficiency_map_cached(path)  # the driver then loads no ROOT reader
+    read = efficiency._read_root_hist
+
+    def no_reader(*a, **k):
+        raise AssertionError("the ROOT file was read again")
+
+    monkeypatch.setattr(efficiency, "_read_root_hist", no_reader)
+    again = load_efficiency_map(path)
+    for k in ("m_edges", "pt_edges", "values"):
+        np.testing.assert_array_equal(getattr(again, k), getattr(first, k))  # bit for bit
+        assert getattr(again, k).dtype == getattr(first, k).dtype
+    assert again.source == first.source == str(path)
+    monkeypatch.setattr(efficiency, "_read_root_hist", read)
+    write_effmap(path, vals[::-1].copy())  # the same size, other values
+    assert not efficiency.efficiency_map_cached(path)
+    np.testing.assert_array_equal(load_efficiency_map(path).values, vals[::-1])
+    monkeypatch.setenv("GAMMASTAR_CACHE", "")
+    monkeypatch.setattr(efficiency, "_read_root_hist", no_reader)
+    with pytest.raises(AssertionError, match="read again"):
+        load_efficiency_map(path)

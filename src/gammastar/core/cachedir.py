@@ -1,7 +1,7 @@
 """Where gammastar caches what it computes once per machine (the pair-acceptance tables, the
-PDG masses and branching fractions): :func:`cache_dir`, :func:`cache_path`, the atomic writer
-:func:`store` and :func:`cached_json`, a value cached per version of the package it comes
-from."""
+PDG masses and branching fractions, the efficiency maps as read): :func:`cache_dir`,
+:func:`cache_path`, the atomic writer :func:`store` and :func:`cached_json`, a value cached
+per version of the package it comes from."""
 
 from __future__ import annotations
 

@@ -238,7 +238,6 @@ def check_flavour(
             electrons), or of both flavours (more than 1% of the other) in one lepton
             collection (mixed-flavour pairs).
     """
-    other = "e" if lepton == "mu" else "mu"
     cols = dict(checked.branches.all)
     layout = checked.branches.layout
     items = [(p, t) for spec in checked.fileset.values() for p, t in spec["files"].items()]
@@ -251,26 +250,53 @@ def check_flavour(
     else:
         answers = map_files(partial(_probe_item, layout, cols), items)
     for (path, _tree), n in zip(items, answers, strict=True):
-        if not n:
-            continue
-        if layout == "jagged_ptetaphi":
-            where = f"mass branch {cols['mass']!r}"
-        else:
-            energy = ", ".join(repr(cols[c]) for c in ("E", "E1", "E2") if c in cols)
-            where = f"m² = E² − |p|² with E from {energy}"
-        # mixed: more than 1% of the resolved leptons of the other flavour (a stray value
-        # of a damaged basket is left to the plausibility checks, docs/howto/runs-and-failures.md)
-        if n[lepton] and n[other] > 0.01 * (n[lepton] + n[other]):
-            raise InputError(
-                f"{path}: mixed-flavour leptons in one collection ({n['mu']} with m ≈ m_μ, "
-                f"{n['e']} with m ≈ m_e in the first {PROBE_ENTRIES} entries, {where}): "
-                "pairs of a muon and an electron are not dileptons of one flavour; give each "
-                "flavour its own branches (input.branches) and run once per input.lepton"
-            )
-        if n[other] and not n[lepton]:
-            raise InputError(
-                f"{path}: the leptons have the {NAME[other]} mass ({n[other]} of them, "
-                f"{where}), inconsistent with input.lepton {lepton!r} "
-                f"(m = {MASS[lepton]:.6g} GeV): set input.lepton: {other} or map the "
-                f"{NAME[lepton]} branches in input.branches"
-            )
+        _refuse(path, n, lepton, layout, cols)
+
+
+def check_file_flavour(checked: Any, lepton: str, path: str, counts: Mapping[str, int]) -> None:
+    """:func:`check_flavour` of one file from the flavour counts of its first
+    :data:`PROBE_ENTRIES` entries (as its chunks counted them, :func:`chunk_flavours`): the
+    selection refuses a file as soon as the chunks that read those entries are in, before
+    its later chunks run. The same line as :func:`check_flavour`'s for that file.
+
+    Raises:
+        InputError: as :func:`check_flavour`.
+    """
+    cols = dict(checked.branches.all)
+    layout = checked.branches.layout
+    # a mass branch only some files hold is not among the common columns: no check then, as
+    # in check_flavour
+    if layout == "jagged_ptetaphi" and "mass" not in cols:
+        return
+    _refuse(path, counts, lepton, layout, cols)
+
+
+def _refuse(
+    path: str, n: Mapping[str, int] | None, lepton: str, layout: str, cols: Mapping[str, str]
+) -> None:
+    """The :class:`~gammastar.errors.InputError` of a file whose counts ``n`` hold the other
+    flavour only, or both (nothing without counts)."""
+    if not n:
+        return
+    other = "e" if lepton == "mu" else "mu"
+    if layout == "jagged_ptetaphi":
+        where = f"mass branch {cols['mass']!r}"
+    else:
+        energy = ", ".join(repr(cols[c]) for c in ("E", "E1", "E2") if c in cols)
+        where = f"m² = E² − |p|² with E from {energy}"
+    # mixed: more than 1% of the resolved leptons of the other flavour (a stray value
+    # of a damaged basket is left to the plausibility checks, docs/howto/runs-and-failures.md)
+    if n[lepton] and n[other] > 0.01 * (n[lepton] + n[other]):
+        raise InputError(
+            f"{path}: mixed-flavour leptons in one collection ({n['mu']} with m ≈ m_μ, "
+            f"{n['e']} with m ≈ m_e in the first {PROBE_ENTRIES} entries, {where}): "
+            "pairs of a muon and an electron are not dileptons of one flavour; give each "
+            "flavour its own branches (input.branches) and run once per input.lepton"
+        )
+    if n[other] and not n[lepton]:
+        raise InputError(
+            f"{path}: the leptons have the {NAME[other]} mass ({n[other]} of them, "
+            f"{where}), inconsistent with input.lepton {lepton!r} "
+            f"(m = {MASS[lepton]:.6g} GeV): set input.lepton: {other} or map the "
+            f"{NAME[lepton]} branches in input.branches"
+        )

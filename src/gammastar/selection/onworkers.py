@@ -51,6 +51,7 @@ from gammastar.corrections.polarisation.fit import (
     newton_steps,
 )
 from gammastar.corrections.unfold.efficiency import inverse_weights
+from gammastar.selection.executors.held import SHARED
 from gammastar.selection.pairhists import HistAxes, unfolded_histograms
 from gammastar.selection.polarisation import BinRule, log_lambda
 from gammastar.selection.weights.pairs import _DTYPES, _AtPairs, pair_weights
@@ -274,16 +275,28 @@ class HeldSteps:
         self.exe = exe
         self.states = [exe.held[k] for k in sorted(exe.held)] if states is None else states
 
-    def step(self, fn: Callable[[Any], tuple[State, Any]]) -> list[Any]:
-        self.states, smalls = self.exe.map_held(fn, self.states, keep=True)
+    def step(self, fn: Callable[[Any], tuple[State, Any]], common: Any = None) -> list[Any]:
+        """``fn`` on every state, the new states kept (``common``: the object that ``fn``'s
+        :data:`~gammastar.selection.executors.held.SHARED` arguments stand for, sent to the
+        workers once for all the steps that name it)."""
+        self.states, smalls = self.exe.map_held(fn, self.states, keep=True, **_common(common))
         return list(smalls)
 
-    def ask(self, fn: Callable[[Any], Any]) -> list[Any]:
-        return list(self.exe.map_held(fn, self.states, keep=False)[1])
+    def ask(self, fn: Callable[[Any], Any], common: Any = None) -> list[Any]:
+        """``fn``'s results on every state (``common`` as in :meth:`step`)."""
+        return list(self.exe.map_held(fn, self.states, keep=False, **_common(common))[1])
 
     def release(self) -> None:
         states, self.states = self.states, []
         self.exe.release_held(states)
+        forget = getattr(self.exe, "forget_shared", None)
+        if forget is not None:
+            forget()
+
+
+def _common(common: Any) -> dict[str, Any]:
+    """``map_held``'s keyword of the shared object (none without one)."""
+    return {} if common is None else {"common": common}
 
 
 @dataclass
@@ -328,11 +341,12 @@ def measured_on_workers(
     try:
         t = time.perf_counter()
         grid = _grid(bins.lo, bins.hi)
+        # the weighing (the acceptance's tables) sent to the workers once, for every step
         if rate is None:  # the OS masses' histogram in the same round
-            prep = steps.step(partial(prepare_counted, spec, grid))
+            prep = steps.step(partial(prepare_counted, SHARED, grid), spec)
             hists = prep
         else:
-            prep = steps.step(partial(prepare, spec))
+            prep = steps.step(partial(prepare, SHARED), spec)
         exe.release_held()  # the chunks' outputs: their columns are in the new states
         n_pairs = sum(s["n"] for s in prep)
         n_zero = sum(s["n_zero"] for s in prep)
@@ -351,9 +365,11 @@ def measured_on_workers(
         times["fit_lambda"] = time.perf_counter() - t
         eta: dict[str, Any] = {}
         if rate is None:  # weighed and written in one round
-            fin = written = steps.ask(partial(final_written, spec, nodes, am.source, writer))
+            fin = written = steps.ask(
+                partial(final_written, SHARED, nodes, am.source, writer), spec
+            )
         else:
-            fin = steps.step(partial(final_weights, spec, nodes, am.source))
+            fin = steps.step(partial(final_weights, SHARED, nodes, am.source), spec)
             final_scale, eta = rate(_sum(f["mass_w"] for f in fin))
             written = steps.ask(partial(write_pairs, writer, final_scale))
     finally:
@@ -478,7 +494,9 @@ def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True, am: Any = None)
     Newton fit fed with the summed passes (all bins' passes of a round in one task per
     chunk), the damped fallback on the bin's rows gathered here (``am``: the acceptance
     whose moments states without them look up)."""
-    got = steps.step(partial(fit_bins, edges, am))
+    # the acceptance (its tables, for states without moments) sent to the workers once
+    got = (steps.step(partial(fit_bins, edges, am)) if am is None
+           else steps.step(partial(fit_bins, edges, SHARED), am))  # fmt: skip
     nb = edges.size - 1
     per = [[g["bins"][b] for g in got] for b in range(nb)]
     n_pairs = np.array([sum(p["n_os"] for p in per[b]) for b in range(nb)], dtype=np.int64)

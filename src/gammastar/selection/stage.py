@@ -40,7 +40,7 @@ from gammastar.corrections.unfold.acceptance import (
     AcceptanceMap3D,
     load_acceptance_map,
 )
-from gammastar.corrections.unfold.efficiency import load_efficiency_map
+from gammastar.corrections.unfold.efficiency import efficiency_map_cached, load_efficiency_map
 from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.selection import onworkers
 from gammastar.selection.chunk import CUTFLOW_KEYS
@@ -55,6 +55,7 @@ from gammastar.selection.executors.processor import (
     run_processor,
 )
 from gammastar.selection.executors.sink import ChunkSink
+from gammastar.selection.flavour_check import PROBE_ENTRIES, check_file_flavour
 from gammastar.selection.flavour_codes import FLAVOUR_CODES, flavour_channel
 from gammastar.selection.pairhists import HistAxes
 from gammastar.selection.plausibility import Plausibility
@@ -149,7 +150,7 @@ def select(
         replace(execution, chunksize=execution.chunksize or cfg.input.step_size)
     ) as exe:
         opened = time.perf_counter() - t_open
-        _load_readers(exe)
+        _load_readers(exe, cfg)
         run = _prepare_run(cfg, opt, inputs, t0 + opened, exe=exe)
         if execution.executor != "iterative":
             run.times["cluster"] = opened
@@ -165,17 +166,35 @@ def _parallel(exe: Any) -> bool:
     return exe is not None and (not isinstance(exe, LocalExecutor) or exe.pool is not None)
 
 
-def _load_readers(exe: Any) -> None:
-    """On a parallel executor, uproot (about 0.4 s of imports: the reader of the efficiency
-    and acceptance maps, which the driver loads next) imported in a thread while the
-    workers check the input files; the driver's own ``import uproot`` waits for it (Python's
-    import lock). Elsewhere the first file opened here imports it."""
+def _load_readers(exe: Any, cfg: AnalysisConfig) -> None:
+    """On a parallel executor, uproot (about 0.4 s of imports) imported in a thread while the
+    workers check the input files, where the driver reads a map with it next (the acceptance
+    map, an efficiency map not cached yet); the driver's own ``import uproot`` waits for it
+    (Python's import lock). Elsewhere the first file opened here imports it, and the writer
+    of ``histograms.root`` is loaded while the chunks run (:func:`~gammastar.selection.
+    outputs.load_writers`): a thread importing during the checks would hold the interpreter
+    that the driver's client needs to see them through."""
     import importlib
     import threading
 
-    if _parallel(exe):
+    if _parallel(exe) and _reads_root_maps(cfg):
         threading.Thread(target=importlib.import_module, args=("uproot",), daemon=True,
                          name="gammastar-load-readers").start()  # fmt: skip
+
+
+def _reads_root_maps(cfg: AnalysisConfig) -> bool:
+    """Whether the driver reads a ROOT map before the chunks start: the acceptance map, or an
+    efficiency map not in the cache (:func:`~gammastar.corrections.unfold.efficiency.
+    efficiency_map_cached`)."""
+    eff = cfg.unfold.efficiency_map
+    if cfg.unfold.acceptance_map is not None:
+        return True
+    if eff is None:
+        return False
+    try:
+        return not efficiency_map_cached(cfg.resolve_data(eff, "unfold.efficiency_map"))
+    except ConfigError:  # a missing map: the map's loading names it
+        return False
 
 
 _URL_NEEDS = (
@@ -322,7 +341,8 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
     file per task on its workers), with the branches the η → μμ removal needs; ``probes``:
     each file's energy precision, with which the chunks count the leptons' flavours for
-    :func:`_check_flavour` (the first entries' baskets read once, by the chunks)."""
+    :func:`~gammastar.selection.flavour_check.check_file_flavour` (the first entries' baskets
+    read once, by the chunks; each file refused as soon as those chunks are in)."""
     from gammastar.selection.flavour_check import precision_probe
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
@@ -501,7 +521,14 @@ def _process(
         skip_bad_files=opt.skip_bad_files,
         # the outputs' writers loaded while the chunks run (on a parallel executor the
         # driver has read no file: uproot is not loaded yet)
-        sink=ChunkSink(dataset, numbers, meanwhile=load_writers),
+        # each file's flavour refused as soon as the chunks of its first entries are in
+        sink=ChunkSink(
+            dataset,
+            numbers,
+            meanwhile=load_writers,
+            on_flavours=partial(check_file_flavour, checked, cfg.input.lepton),
+            probe_entries=PROBE_ENTRIES,
+        ),
         file_metadata={
             path: {"numentries": n, "uuid": checked.uuids[path]}
             for path, n in checked.entries.items()
@@ -509,7 +536,7 @@ def _process(
         },
         executor=exe,
     )
-    _check_flavour(cfg, checked, result.pop("flavours", {}))
+    result.pop("flavours", None)  # checked file by file as they came (the sink)
     cutflow = {k: int(result.get("cutflow", {}).get(k, 0)) for k in CUTFLOW_KEYS}
     if cutflow["leptons_nonfinite"]:
         log.warning(
@@ -518,17 +545,6 @@ def _process(
             cutflow["events_nonfinite"],
         )
     return result, {**checked.bad_files, **run_bad}, cutflow
-
-
-def _check_flavour(cfg: AnalysisConfig, checked: Any, counts: dict[str, Any]) -> None:
-    """:func:`~gammastar.selection.flavour_check.check_flavour` of the flavour counts of each
-    file's first entries, as its chunks counted them (a file without: none read, its damage
-    reported by the processing)."""
-    from gammastar.selection.flavour_check import check_flavour
-
-    files = [p for spec in checked.fileset.values() for p in spec["files"]]
-    probes = {p: dict(counts.get(p, {})) for p in files}
-    check_flavour(replace(checked, probes=probes), cfg.input.lepton)
 
 
 CHUNKS_PER_WORKER = 4

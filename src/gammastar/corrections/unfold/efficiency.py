@@ -23,6 +23,7 @@ __all__ = [
     "UnfoldReport",
     "bin_index",
     "check_unfoldable",
+    "efficiency_map_cached",
     "efficiency_weights",
     "inverse_weights",
     "load_efficiency_map",
@@ -114,7 +115,10 @@ def load_efficiency_map(
 
     Checks: the file opens, holds a 2-D histogram (``name``, or the only TH2), increasing
     finite edges, contents finite and within [0, 1]. Zero bins are allowed here; pairs that
-    land in them are handled by :func:`efficiency_weights`.
+    land in them are handled by :func:`efficiency_weights`. A map that passed is cached
+    (:mod:`gammastar.core.cachedir`, keyed by the file's bytes and ``name``): read again, the
+    same arrays without the ROOT reader (a selection on a cluster starts its chunks without
+    loading uproot first).
 
     Arguments:
         path: the ROOT file (``None``: ε = 1).
@@ -127,10 +131,69 @@ def load_efficiency_map(
     if path is None:
         return EfficiencyMap.unity()
     path = os.fspath(path)
+    entry = _cache_entry(path, name)
+    cached = _cache_load(entry)
+    if cached is not None:
+        return EfficiencyMap(*cached, path)
     name, h = _read_root_hist(path, name, kind="TH2", key=key, what="efficiency map",
                               only_of_kind=True, missing=InputError)  # fmt: skip
     m_edges, pt_edges, values = _checked_grid(h, f"{path}:{name}", "efficiency")
+    _cache_store(entry, m_edges, pt_edges, values)
     return EfficiencyMap(m_edges, pt_edges, values, path)
+
+
+_CACHED = ("m_edges", "pt_edges", "values")
+
+
+def efficiency_map_cached(path: str | os.PathLike[str], name: str = "efficiency") -> bool:
+    """Whether :func:`load_efficiency_map` finds the map in its cache (it then reads no ROOT
+    file)."""
+    entry = _cache_entry(os.fspath(path), name)
+    return entry is not None and os.path.exists(entry)
+
+
+def _cache_entry(path: str, name: str) -> str | None:
+    """The cache entry of the map ``name`` in the file ``path`` as it is now (the digest of
+    its bytes: a file written again is read again); ``None`` without a cache or a file to
+    read (the reader's error then names it)."""
+    import hashlib
+
+    from gammastar.core.cachedir import cache_path
+
+    if cache_path() is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256")
+    except OSError:
+        return None
+    digest.update(b"\0" + name.encode())
+    return cache_path("efficiency_maps", f"{digest.hexdigest()[:32]}.npz")
+
+
+def _cache_load(entry: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A map checked and cached before (:func:`_cache_store`), the arrays as they were read;
+    ``None`` when absent or unreadable (then read from the file again)."""
+    if entry is None or not os.path.exists(entry):
+        return None
+    try:
+        with np.load(entry, allow_pickle=False) as z:
+            m_edges, pt_edges, values = (np.array(z[k]) for k in _CACHED)
+    except (OSError, ValueError, KeyError):
+        return None
+    return m_edges, pt_edges, values
+
+
+def _cache_store(
+    entry: str | None, m_edges: np.ndarray, pt_edges: np.ndarray, values: np.ndarray
+) -> None:
+    """Cache a checked map's arrays (:func:`gammastar.core.cachedir.store`: atomic, skipped
+    when unwritable): a run that finds it needs no ROOT reader to start its chunks."""
+    if entry is None:
+        return
+    from gammastar.core.cachedir import store
+
+    store(entry, lambda f: np.savez(f, m_edges=m_edges, pt_edges=pt_edges, values=values))
 
 
 @dataclass

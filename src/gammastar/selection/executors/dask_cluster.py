@@ -26,7 +26,7 @@ from gammastar.errors import InputError
 from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.executors import Execution
 from gammastar.selection.executors.facility import gateway_cluster, jobqueue_cluster
-from gammastar.selection.executors.held import Summary
+from gammastar.selection.executors.held import SharedCall, Summary
 from gammastar.selection.executors.sink import ChunkSink, fold_or_cancel
 
 
@@ -47,6 +47,8 @@ class DaskExecutor:
     """(file, first entry) → the future of that chunk's output, kept on its worker."""
     can_hold = True
     """The steps on the workers run here (the states stay in the workers' memory)."""
+    kept: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
+    """id → (object, its future on every worker): the objects shared by the maps."""
 
     def __call__(self, items: list[Any], task: Callable[[Any], Any]) -> dict[str, Any]:
         from distributed import as_completed
@@ -58,7 +60,7 @@ class DaskExecutor:
             self.held = {(str(i.filename), int(i.entrystart)): f
                          for i, f in zip(items, futures, strict=True)}  # fmt: skip
             watched = self.client.map(
-                operator.call, [shared(self.client, Summary())] * len(futures),
+                operator.call, [along(self.client, Summary())] * len(futures),
                 futures, pure=False,
             )  # fmt: skip
 
@@ -71,14 +73,22 @@ class DaskExecutor:
         return fold_or_cancel(sink, items, done(), cancel)
 
     def map_held(
-        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool
+        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool, common: Any = None
     ) -> tuple[list[Any], list[Any]]:
         """``fn`` on each held state, where it is: ``keep``: ``fn`` returns ``(new state,
         small)``; the new states stay on the workers (futures) and the smalls come back;
-        else ``fn``'s results come back. ``fn`` is sent once to every worker (:func:`shared`:
-        it may hold the maps)."""
-        out = self.client.map(operator.call, [shared(self.client, fn)] * len(states), states,
-                              pure=False)  # fmt: skip
+        else ``fn``'s results come back. ``fn`` is sent with the tasks (:func:`along`);
+        ``common``: the object ``fn``'s :data:`~gammastar.selection.executors.held.SHARED`
+        arguments stand for, sent to every worker once for all the maps that name it
+        (:meth:`forget_shared` lets them drop it)."""
+        n = len(states)
+        if common is None:
+            calls = [along(self.client, fn)] * n
+            out = self.client.map(operator.call, calls, states, pure=False)
+        else:
+            calls = [along(self.client, SharedCall(fn))] * n
+            values = [self._kept(common)] * n
+            out = self.client.map(operator.call, calls, values, states, pure=False)
         if not keep:
             try:
                 return [], self.client.gather(out)
@@ -92,6 +102,17 @@ class DaskExecutor:
         except BaseException:
             self.client.cancel(new + small)
             raise
+
+    def _kept(self, obj: Any) -> Any:
+        """``obj``'s future on every worker, sent by the first map that names it."""
+        kept = self.kept.get(id(obj))
+        if kept is None or kept[0] is not obj:
+            kept = self.kept[id(obj)] = (obj, shared(self.client, obj))
+        return kept[1]
+
+    def forget_shared(self) -> None:
+        """Let the workers drop the objects the maps shared (``map_held``'s ``common``)."""
+        self.kept = {}
 
     def map_new(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         """``fn(item)`` for each item as held states (futures on the workers; ``fn``
@@ -163,6 +184,25 @@ def opaque_map(
     keys = [f"{name}-{token}-{i}" for i in range(len(blobs))]
     return client.map(operator.call, [fut] * len(blobs), blobs, key=keys, pure=False,
                       **kwargs)  # fmt: skip
+
+
+def along(client: Any, obj: Any) -> Any:
+    """``obj``'s future for the tasks of one map that each also take a held state (a future
+    whose worker the task runs on): a task that unpickles ``obj`` (a builtin and bytes: the
+    scheduler reads no selection code), sent with the map's tasks, instead of :func:`shared`'s
+    scatter, which waits for every worker before the map can be sent. The workers that need
+    it fetch it from the one that made it (it is small: a step's function, its bins and
+    sums; a large object, as the acceptance's tables, goes to every worker once through
+    :meth:`DaskExecutor.map_held`'s ``common``)."""
+    blob = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(blob) > ALONG_BYTES:  # not in the task graph: on every worker
+        return shared(client, obj)
+    return client.submit(pickle.loads, blob, key=f"step-{uuid.uuid4().hex}", pure=False)
+
+
+ALONG_BYTES = 1 << 20
+"""The largest object :func:`along` sends with the tasks (pickled; a larger one is
+scattered to every worker, :func:`shared`)."""
 
 
 def shared(client: Any, obj: Any) -> Any:

@@ -23,7 +23,44 @@ from typing import Any
 
 from gammastar.selection.writer import Packed
 
-__all__ = ["FileStates", "Summary"]
+__all__ = ["SHARED", "FileStates", "Summary", "with_shared"]
+
+
+class _Shared:
+    """The placeholder :data:`SHARED` (pickled by name: the same object on every worker)."""
+
+    def __reduce__(self) -> str:
+        return "SHARED"
+
+    def __repr__(self) -> str:
+        return "SHARED"
+
+
+SHARED: Any = _Shared()  # Any: it stands for an argument of any type
+"""A step function's argument (a ``functools.partial``'s) that the executor fills in with the
+object shared by the steps of a run (``map_held(..., shared=obj)``): on Dask that object is
+sent to the workers once and kept there for every step that names it (a per-pair acceptance's
+tables, tens of MB), instead of once with each step's function."""
+
+
+def with_shared(fn: Callable[[Any], Any], value: Any) -> Callable[[Any], Any]:
+    """``fn`` (a ``functools.partial``) with its :data:`SHARED` arguments replaced by
+    ``value``."""
+    if not isinstance(fn, functools.partial):
+        return fn
+    args = tuple(value if a is SHARED else a for a in fn.args)
+    return functools.partial(fn.func, *args, **fn.keywords)
+
+
+class SharedCall:
+    """``with_shared(fn, value)(state)``: a step's function on a worker, ``value`` the shared
+    object there (a future's data on Dask)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, value: Any, state: Any) -> Any:
+        return with_shared(self.fn, value)(state)
 
 
 class Summary:

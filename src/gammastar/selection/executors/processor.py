@@ -47,7 +47,7 @@ from gammastar.physics.constants import M_MU
 from gammastar.selection.chunk import load_chunk_code, select_chunk
 from gammastar.selection.cuts import Cuts
 from gammastar.selection.executors import Execution
-from gammastar.selection.executors.held import FileStates
+from gammastar.selection.executors.held import FileStates, with_shared
 from gammastar.selection.executors.sink import (
     ChunkSink,
     Counts,
@@ -477,9 +477,13 @@ class LocalExecutor:
         return fold_or_cancel(sink, items, done, lambda: [f.cancel() for f in futures])
 
     def map_held(
-        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool
+        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool, common: Any = None
     ) -> tuple[list[Any], list[Any]]:
-        """:meth:`FileStates.map_held <gammastar.selection.executors.held.FileStates.map_held>`."""
+        """:meth:`FileStates.map_held <gammastar.selection.executors.held.FileStates.map_held>`
+        (``common``: the object ``fn``'s :data:`~gammastar.selection.executors.held.SHARED`
+        arguments stand for, written with ``fn``)."""
+        if common is not None:
+            fn = with_shared(fn, common)
         return self._states().map_held(fn, states, keep=keep)
 
     def map_new(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:

@@ -83,7 +83,11 @@ class ChunkSink:
     pair dataset ``dataset`` (written by the workers: the sink keeps their names; one sent
     as bytes it writes itself). An early chunk's small outputs are held until those before it
     are in. ``meanwhile``: work for the driver while the chunks run (run once, as the first
-    fold starts: after a parallel executor has sent the chunks).
+    fold starts: after a parallel executor has sent the chunks). ``on_flavours``: called
+    with ``(file, counts)`` as soon as the chunks that read a file's first ``probe_entries``
+    entries are all in (their summed flavour counts, ``{}`` where none were counted): the
+    input's flavour check, which may raise and so stop the run before the file's later chunks
+    (the executor cancels the pending ones).
     """
 
     def __init__(
@@ -91,12 +95,16 @@ class ChunkSink:
         dataset: str | os.PathLike[str] | None = None,
         part_numbers: Mapping[str, int] | None = None,
         meanwhile: Callable[[], object] | None = None,
+        on_flavours: Callable[[str, Mapping[str, int]], None] | None = None,
+        probe_entries: int = 0,
     ) -> None:
         self.dataset = dataset
         self.part_numbers = dict(part_numbers or {})
         # run once by the first fold's start(): on a parallel executor the chunks are running
         # by then, and the driver would only wait for them
         self.meanwhile = meanwhile
+        self.on_flavours = on_flavours
+        self.probe_entries = probe_entries
         self._reset([])
 
     def start(self, items: Any) -> None:
@@ -119,6 +127,14 @@ class ChunkSink:
         self.parts: list[str] = []
         self.driver_written = False
         self.rows = 0
+        # file → the keys of its chunks inside its first probe_entries entries not yet in
+        self.probing: dict[str, set[Any]] = {}
+        if self.on_flavours is not None:
+            for i in items:
+                if int(i.entrystart) < self.probe_entries and int(i.entrystop) > int(i.entrystart):
+                    self.probing.setdefault(str(i.filename), set()).add(
+                        (str(i.filename), int(i.entrystart))
+                    )
 
     def add(self, wrapped: Mapping[str, Any]) -> None:
         sent = wrapped["out"]
@@ -129,11 +145,24 @@ class ChunkSink:
             chunk["_parquet"] = sent["parquet"]
         # cut flows, report counts, raw-count histograms: integers, any order
         add_outputs(self.acc, out)
+        self._probed(pairs.chunks)
         self.pending.update(pairs.chunks)
         while self.next < len(self.order) and self.order[self.next] in self.pending:
             key = self.order[self.next]
             self._fold(key, self.pending.pop(key))
             self.next += 1
+
+    def _probed(self, keys: Any) -> None:
+        """:attr:`on_flavours` of each file whose probed chunks are now all in."""
+        for key in keys:
+            waiting = self.probing.get(key[0])
+            if waiting is None:
+                continue
+            waiting.discard(key)
+            if not waiting:
+                del self.probing[key[0]]
+                assert self.on_flavours is not None  # probing is filled only with it
+                self.on_flavours(key[0], dict(self.acc.get("flavours", {}).get(key[0], {})))
 
     def _fold(self, key: Any, chunk: Mapping[str, Any]) -> None:
         unf = chunk.get("_unfolded")
