@@ -5,9 +5,9 @@ full-phase-space γ* carried through the same geometry.
 Claim (the targets; the measured counts: docs/validation/closure.md), on the contour, every
 facility × mass × edge point scored (one the truth or the data-driven side does not resolve, or
 whose extrapolation size is the reach's fallback for an unresolved edge, fails): the truth's ε
-where N_truth(ε) = s_up lies inside the data-driven band N_dd e^{±w} = s_up at ≥ 68% of the
-points and e^{±2w} at ≥ 95% (w the likelihood's width at the edge, with the closure's own
-sampling errors); |ln(ε_dd/ε_truth)| ≤ ln 1.3 at ≥ 90% of the ε_high points; the excluded mass
+where N_truth(ε) = s_up lies inside the data-driven band from N_dd e^{+w₊} = s_up to
+N_dd e^{−w₋} = s_up at ≥ 68% of the points and at 2w± at ≥ 95% (w± the likelihood's two sides at
+the edge, with the closure's own sampling errors; both sides' draws tilted and weighted); |ln(ε_dd/ε_truth)| ≤ ln 1.3 at ≥ 90% of the ε_high points; the excluded mass
 range within one mass point of the truth's; the band's median factor e^w at ε_high ≤ ×3.
 Also printed, at N_sig's level (resolved points only): N_sig within its quoted 1σ at ≥ 68%
 and 2σ at ≥ 95%; at the ε_low points of the μμ masses (0.25–1.0 GeV) within ±20%; the
