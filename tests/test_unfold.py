@@ -184,6 +184,7 @@ def test_efficiency_map_cached_by_its_bytes(tmp_path, monkeypatch) -> None:
     histogram's name): read again without the ROOT reader, the same arrays exactly; a file
     written again with other contents is read again; no cache (GAMMASTAR_CACHE="") reads the
     file each time."""
+    from gammastar.corrections.unfold import _read_root_hist as read
     from gammastar.corrections.unfold import efficiency
 
     monkeypatch.setenv("GAMMASTAR_CACHE", str(tmp_path / "cache"))
@@ -193,7 +194,6 @@ def test_efficiency_map_cached_by_its_bytes(tmp_path, monkeypatch) -> None:
     assert not efficiency.efficiency_map_cached(path)
     first = load_efficiency_map(path)
     assert efficiency.efficiency_map_cached(path)  # the driver then loads no ROOT reader
-    read = efficiency._read_root_hist
 
     def no_reader(*a, **k):
         raise AssertionError("the ROOT file was read again")
