@@ -60,6 +60,8 @@ def test_tilted_draws_resolve_the_tail_better():
     err = np.hypot(np.sqrt(big.mean() / big.size), np.sqrt(np.sum((w * tail) ** 2)) / w.sum())
     assert abs(p_hat - big.mean()) < 4 * err
     plain_hits = int((s.sample(0.3, 40_000, seed=5)["E"] > 250.0).sum())
+    # measured: 42 tail samples of the tilted draws against none of the plain ones; 10 leaves
+    # room for other seeds
     assert int(tail.sum()) > 10 * max(plain_hits, 1)
 
 
@@ -106,11 +108,12 @@ def test_extrapolated_sampler_weights_only_the_models_part():
     assert plain.tilt is None
     assert tilted.tilt == Tilt()
     a, b = plain.sample(0.3, 50_000, seed=7), tilted.sample(0.3, 50_000, seed=7)
-    assert "weight" not in a
-    np.testing.assert_array_equal(a["extrapolated"], b["extrapolated"])
+    np.testing.assert_array_equal(a["extrapolated"], b["extrapolated"])  # booleans
     out = b["extrapolated"]
-    np.testing.assert_array_equal(a["E"][~out], b["E"][~out])
-    assert np.all(b["weight"][~out] == 1.0)
+    # the flow's samples: the same draws of the same sampler (a few ulp for other CPUs)
+    np.testing.assert_allclose(a["E"][~out], b["E"][~out], rtol=4 * EPS64, atol=0)
+    assert "weight" not in a
+    np.testing.assert_allclose(b["weight"][~out], 1.0, rtol=4 * EPS64, atol=0)
     assert b["weight"][out].mean() == pytest.approx(1.0, abs=reorder_tol(int(out.sum()), 3.0, EPS64))
     assert np.all(b["E"][out] >= 60.0)
 
@@ -133,8 +136,7 @@ def test_kinematic_sample_acceptance_is_the_weighted_mean():
     np.testing.assert_allclose(terms, raw * smp.weight[:, None], rtol=4 * EPS64, atol=0)
     tol = reorder_tol(smp.n, float(terms.max()), EPS64)
     np.testing.assert_allclose(smp.acceptance(ctau), terms.mean(axis=0), rtol=0, atol=tol)
-    sub = smp.extrapolated_acceptance(ctau)
-    assert np.all(sub == 0.0)  # no labels from a bare sampler
+    assert not np.any(smp.extrapolated_acceptance(ctau))  # no labels from a bare sampler
 
 
 def test_tilted_acceptance_agrees_with_plain_and_resolves_short_lifetimes():
@@ -157,6 +159,7 @@ def test_tilted_acceptance_agrees_with_plain_and_resolves_short_lifetimes():
     a0 = per_sample_acceptance(small, ctau)
     k_plain = float(kish_size(a0.sum(0), (a0**2).sum(0))[0])
     k_tilt = float(kish_size(np.array([at.sum()]), np.array([(at**2).sum()]))[0])
+    # measured: 257 against 17 (15×); 5× leaves room for other seeds
     assert k_tilt > 5 * max(k_plain, 1.0)
 
 

@@ -651,8 +651,8 @@ def _edge_widths(q: dict[str, NDArray], edges: NDArray, reach_eps: NDArray
         return (float(np.sqrt(other + np.log1p(r) ** 2)), float(np.sqrt(other + np.log1p(old) ** 2)),
                 lost)  # fmt: skip
 
-    up_rel = named["extrapolation"] if "extrapolation_up" not in q else q["extrapolation_up"]
-    dn_rel = named["extrapolation"] if "extrapolation_down" not in q else q["extrapolation_down"]
+    up_rel = q.get("extrapolation_up", named["extrapolation"])
+    dn_rel = q.get("extrapolation_down", named["extrapolation"])
     out = []
     for k in range(2):
         (up, up_old, lost), (dn, dn_old, lost_dn) = side(up_rel, k), side(dn_rel, k)

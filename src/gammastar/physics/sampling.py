@@ -419,14 +419,10 @@ class ParametricSampler:
         spawned from ``seed``, in batches of max(2 × missing, 1000)."""
         ss = np.random.SeedSequence(seed)
         children = ss.spawn(1000)
-        accept = np.random.default_rng(ss.spawn(1)[0]) if self.falloff is not None else None
+        accept = np.random.default_rng(ss.spawn(1)[0])
 
         def kept(got: dict[str, NDArray]) -> NDArray[np.bool_]:
-            keep = np.ones(got["E"].size, dtype=bool) if self.e_max is None else got["E"] <= self.e_max
-            if accept is not None and self.falloff is not None:
-                w = falloff_weight(got["E"], self.falloff[1], self.falloff[0])
-                keep &= accept.random(w.size) < w
-            return keep
+            return self._kept(got["E"], accept)
 
         keep = kept(out)
         parts, have = [{k: v[keep] for k, v in out.items()}], int(keep.sum())
@@ -483,9 +479,7 @@ class ParametricSampler:
                 pt[sel] = sample_mt_power(rng, np.full(int(sel.sum()), float(mass)), t0 * ts, self.power)
                 y[sel] = rng.normal(mu0 + dy * sig, sig, int(sel.sum()))
             e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
-            keep = np.ones(k, dtype=bool) if self.e_max is None else e <= self.e_max
-            if self.falloff is not None:
-                keep &= rng.random(k) < falloff_weight(e, self.falloff[1], self.falloff[0])
+            keep = self._kept(e, rng)
             pt, y, e = pt[keep], y[keep], e[keep]
             lp = norm.logpdf(y, mu0, sig) + log_mt_density(pt, mass, t0, self.power)
             ratio = sum(np.exp(norm.logpdf(y, mu0 + dy * sig, sig)
@@ -499,6 +493,14 @@ class ParametricSampler:
                              f"m = {mass:g} GeV")  # fmt: skip
         pt, e, w = (np.concatenate(c)[:n] for c in zip(*got, strict=True))
         return {"qT": pt, "E": e, "weight": w}
+
+    def _kept(self, energy: NDArray, accept: np.random.Generator) -> NDArray[np.bool_]:
+        """Which draws of energy ``energy`` the density keeps: E ≤ :attr:`e_max`, and
+        :attr:`falloff`'s accept–reject on uniforms of ``accept`` (drawn only with a fall-off)."""
+        keep = np.ones(energy.size, dtype=bool) if self.e_max is None else energy <= self.e_max
+        if self.falloff is not None:
+            keep &= accept.random(energy.size) < falloff_weight(energy, self.falloff[1], self.falloff[0])
+        return keep
 
     def draws(self, n: int, seed: int | None = None) -> dict[str, NDArray]:
         """The random numbers of ``sample(mass, n, seed)``, none of which depends on the mass:

@@ -62,8 +62,9 @@ class ExtrapolatedSampler:
     of the fiducial fit's, every sample labelled extrapolated (:meth:`arm_covers`).
     ``tilt`` (:meth:`tilted`): the model's samples importance-weighted draws of a proposal
     tilted towards high energy (:meth:`ParametricSampler.sample_tilted`), their ``weight``
-    normalised to a mean of 1 over the model's samples of the call (1 for the flow's): the
-    acceptance is then the weighted mean, its far tail resolved by many more samples.
+    normalised to a mean of 1 over the model's samples of the call (1 for the flow's; no
+    ``weight`` where the flow gives every sample): the acceptance is then the weighted mean,
+    its far tail resolved by many more samples.
     """
 
     def __init__(
@@ -125,8 +126,7 @@ class ExtrapolatedSampler:
             got = self.inside.sample(mass, n, seed=int(s_in.generate_state(1)[0]))
             q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()
             e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
-            flow = {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
-            return flow if self.tilt is None else {**flow, "weight": np.ones(q.size)}
+            return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
         if self.arm_covers(mass):  # no flow: the arm's model, labelled
             model = _model_sampler(self.model_at(mass), mass, self.e_max)
             return self._labelled(self._model(model, mass, n, int(s_out.generate_state(1)[0])))
