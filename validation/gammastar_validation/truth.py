@@ -214,7 +214,9 @@ class TiltedMesons:
     is N(μ + κσ², σ) with the same truncation, drawn by the parametric source itself with
     that mean; p(y)/p_κ(y) = e^{−κy} Z_κ e^{κμ + κ²σ²/2} / Z, Z the truncation's
     normalisation; the p_T densities are :func:`gammastar.physics.sampling.log_mt_density`'s
-    at T and at T × ``pt_scale``. A pool's members are drawn with
+    at T and at T × ``pt_scale``. A fall-off (1 − E/E_max)^n of the spectra rides on the
+    weight, f p/(H q) with H its mean over the plain spectra (every component drawn without
+    it, so the parents towards E_max are kept, not thinned by f). A pool's members are drawn with
     q_i = (1/N + e^{κ y_i}/Σ_j e^{κ y_j} + e^{λ p_T,i}/Σ_j e^{λ p_T,j})/3 instead of 1/N,
     λ = (1 − 1/``pt_scale``)/⟨p_T⟩ (the same flattening of an exponential p_T spectrum).
 
@@ -273,14 +275,18 @@ class TiltedMesons:
         temp = cfg.electrons.pi0.pt_temperature if pi0 else cfg.pt_temperature
         mu, k = cfg.rapidity_mean, self.pt_scale
         shift = self.tilt * sig**2
-        shifted = ParametricMesons(cfg.model_copy(update={"rapidity_mean": mu + shift}), e_max)
+        # every component drawn without the fall-off, which rides on the weight instead (the
+        # parents towards E_max all kept rather than thinned by (1 − E/E_max)^n)
+        falloff = float(cfg.falloff) if cfg.falloff and e_max is not None else 0.0
+        plain = cfg.model_copy(update={"falloff": 0.0})
+        shifted = ParametricMesons(plain.model_copy(update={"rapidity_mean": mu + shift}), e_max)
         hot_pi0 = cfg.electrons.pi0.model_copy(update={"pt_temperature": k * cfg.electrons.pi0.pt_temperature})
-        hot = ParametricMesons(cfg.model_copy(update={
+        hot = ParametricMesons(plain.model_copy(update={
             "pt_temperature": k * cfg.pt_temperature,
             "electrons": cfg.electrons.model_copy(update={"pi0": hot_pi0})}), e_max)  # fmt: skip
         part = rng.integers(0, 3, masses.size)
         out = np.empty((4, masses.size))
-        for j, src in enumerate((self.base, shifted, hot)):
+        for j, src in enumerate((ParametricMesons(plain, e_max), shifted, hot)):
             out[:, part == j] = src.sample(rng, masses[part == j], parent)
         px, py, pz, en = out
         y = 0.5 * np.log((en + pz) / (en - pz))
@@ -300,14 +306,14 @@ class TiltedMesons:
         g0 = norm.logpdf(y, mu, sig) - log_z0
         lp = g0 + h0
         lq = [lp, norm.logpdf(y, mu + shift, sig) - log_z1 + h0, g0 + h2]
-        if cfg.falloff and e_max is not None:  # the mesons × (1 − E/E_max)^n, each source's own
-            lo, hi = float(np.min(masses)), float(np.max(masses))
-            for j, (m_j, t_j) in enumerate(((mu, temp), (mu + shift, temp), (mu, k * temp))):
-                spectra = (t_j, cfg.pt_mt_power, sig, float(cfg.falloff), float(e_max))
-                nodes, h = _log_mean_falloff(lo, hi, m_j, spectra)
-                lq[j] = lq[j] - np.interp(masses, nodes, h)
-            lp = lq[0]
         w = 1.0 / (sum(np.exp(q - lp) for q in lq) / 3.0)
+        if falloff:  # p: the mesons × (1 − E/E_max)^n / H, H its mean over the plain spectra
+            from gammastar.physics.sampling import falloff_weight
+
+            lo, hi = float(np.min(masses)), float(np.max(masses))
+            spectra = (temp, cfg.pt_mt_power, sig, falloff, float(e_max))
+            nodes, h = _log_mean_falloff(lo, hi, mu, spectra)
+            w = w * falloff_weight(en, float(e_max), falloff) * np.exp(-np.interp(masses, nodes, h))
         return out, w
 
 

@@ -444,10 +444,13 @@ class ParametricSampler:
                       tilt: Tilt | None = None) -> dict[str, NDArray]:  # fmt: skip
         """``n`` importance-weighted draws ``{"qT", "E", "weight"}`` of the same density as
         :meth:`sample` (its :attr:`e_max` and :attr:`falloff` included) from the mixture q of
-        :class:`Tilt`'s components (its defaults without ``tilt``); ``weight`` = p/q of the
-        untruncated densities (:func:`log_mt_density`, the Gaussian), ≤ 3. The bound and the
-        fall-off act on every component alike (accept–reject on the mixture), so the weights
-        are right up to one constant: use them self-normalised (Σ w a / Σ w).
+        :class:`Tilt`'s components (its defaults without ``tilt``); ``weight`` = f p/q, p/q of
+        the untruncated densities (:func:`log_mt_density`, the Gaussian) and f the fall-off
+        factor (:func:`falloff_weight`; 1 without one), ≤ 3. The bound acts on every component
+        alike (accept–reject on the mixture) and the fall-off is carried in the weight rather
+        than by rejection, so that the draws towards E_max, which it would thin by (1 − E/E_max)^n,
+        are all kept: the weights are right up to one constant, to be used self-normalised
+        (Σ w a / Σ w).
 
         References:
             Defensive mixture importance sampling: T. Hesterberg, Technometrics 37 (1995) 185.
@@ -479,13 +482,17 @@ class ParametricSampler:
                 pt[sel] = sample_mt_power(rng, np.full(int(sel.sum()), float(mass)), t0 * ts, self.power)
                 y[sel] = rng.normal(mu0 + dy * sig, sig, int(sel.sum()))
             e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
-            keep = self._kept(e, rng)
-            pt, y, e = pt[keep], y[keep], e[keep]
+            if self.e_max is not None:
+                keep = e <= self.e_max
+                pt, y, e = pt[keep], y[keep], e[keep]
             lp = norm.logpdf(y, mu0, sig) + log_mt_density(pt, mass, t0, self.power)
             ratio = sum(np.exp(norm.logpdf(y, mu0 + dy * sig, sig)
                                + log_mt_density(pt, mass, t0 * ts, self.power) - lp)
                         for dy, ts in parts) / len(parts)  # fmt: skip
-            got.append((pt, e, 1.0 / ratio))
+            w = 1.0 / ratio
+            if self.falloff is not None:
+                w = w * falloff_weight(e, self.falloff[1], self.falloff[0])
+            got.append((pt, e, w))
             have += int(pt.size)
         if have < n:
             bound = self.e_max if self.e_max is not None else float("nan")
