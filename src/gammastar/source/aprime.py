@@ -119,7 +119,9 @@ def aprime_kinematics(
         e=e,
         ok=ok,
         extrapolated=None if extrap is None else np.asarray(extrap, dtype=bool).ravel(),
-        weight=None if weight is None else _unit_mean(np.asarray(_to_numpy(weight), np.float64).ravel()),
+        weight=None
+        if weight is None
+        else _unit_mean(np.asarray(_to_numpy(weight), np.float64).ravel()),
     )
 
 

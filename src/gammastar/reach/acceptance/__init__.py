@@ -346,8 +346,10 @@ def path_sample(
                 r = rows[b : b + block]
                 mid = 0.5 * (edges[j, r, :-1] + edges[j, r, 1:])  # (m, steps)
                 vertex = (mid[None] * u[:, r, None]).reshape(3, -1)
-                pair = None if daughters is None else (
-                    _columns(daughters[0], r, steps), _columns(daughters[1], r, steps)
+                pair = (
+                    None
+                    if daughters is None
+                    else (_columns(daughters[0], r, steps), _columns(daughters[1], r, steps))
                 )
                 seen = shapes.seen(_columns(parent, r, steps), pair, vertex)
                 hits[j, r] = seen.reshape(r.size, steps)
@@ -376,7 +378,6 @@ def path_sample(
 def _columns(a: NDArray, rows: NDArray, times: int) -> NDArray:
     """Columns ``rows`` of ``a`` each repeated ``times`` times (one per cell)."""
     return np.repeat(a[:, rows], times, axis=1)
-
 
 
 def channel_samples(
