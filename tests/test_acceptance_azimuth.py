@@ -36,13 +36,19 @@ def shadows() -> Geometry:
 def test_box_window_from_its_corners() -> None:
     """SHADOWS's box, centred on φ = π (across the branch cut of atan2): its near corners
     (−1.55, ±1.25) m bound it, φ = π ∓ atan(1.25/1.55); a box in the first quadrant: the
-    corners (4, 1.5) and (2, 2.5); a box touching or holding the axis: every azimuth."""
+    corners (4, 1.5) and (2, 2.5); a long one: (0.5, −50) and (0.5, 250); a box touching or
+    holding the axis: every azimuth."""
     lo, hi = shadows().shapes().volume.azimuth_window()
     half = math.atan(1.25 / 1.55)
     assert (lo, hi) == pytest.approx((math.pi - half, math.pi + half), abs=1e-15)
     box = Box(half_x=1.0, half_y=0.5, z1=10.0, z2=20.0, offset=(3.0, 2.0))
     assert box.azimuth_window() == pytest.approx(
         (math.atan2(1.5, 4.0), math.atan2(2.5, 2.0)), abs=1e-15
+    )
+    # long in y beside the axis: the window nearly π wide, its corners far from the centre's φ
+    long = Box(half_x=0.5, half_y=150.0, z1=10.0, z2=20.0, offset=(1.0, 100.0))
+    assert long.azimuth_window() == pytest.approx(
+        (math.atan2(-50.0, 0.5), math.atan2(250.0, 0.5)), abs=1e-15
     )
     assert Box(half_x=1.0, half_y=1.0, z1=1, z2=2, offset=(1.0, 0.0)).azimuth_window() is None
     assert Box(half_x=1.0, half_y=1.0, z1=1, z2=2, offset=(0.5, -0.5)).azimuth_window() is None

@@ -68,10 +68,10 @@ def aprime_kinematics(
     """Draw ``n`` A′ (q_T, E) at ``mass`` from ``sampler`` (a
     :class:`~gammastar.source.source.Source` or a kinematics model, seeded with ``seed``) and
     give them a uniform azimuth (from ``rng``: over [0, 2π), or over ``phi_range`` = (φ0, φ1)
-    with as many draws, so that the later draws of ``rng`` stay the same). ``extrapolated`` is the sampler's labels, or
-    ``None`` where it labels nothing (a model without labels, a Source that cannot
-    extrapolate); ``weight`` its importance weights scaled to a mean of 1 (``None`` where it
-    gives none).
+    with as many draws, so that the later draws of ``rng`` stay the same). ``extrapolated`` is
+    the sampler's labels, or ``None`` where it labels nothing (a model without labels, a Source
+    that cannot extrapolate); ``weight`` its importance weights scaled to a mean of 1 (``None``
+    where it gives none).
 
     Raises:
         InputError: mass outside the sampler's range, failing sampler, no physical sample.

@@ -159,8 +159,8 @@ def _rectangle_window(
     if abs(x0) <= half_x and abs(y0) <= half_y:
         return None
     centre = math.atan2(y0, x0)
-    # the corners' azimuths about the centre's: the rectangle misses the origin, so all of them
-    # lie within ±π/2 of it, away from the branch cut
+    # the corners' azimuths about the centre's: a rectangle that misses the origin lies in a
+    # half-plane through it (x, or y, of one sign), so they differ by less than π: no wrap
     rel = [
         math.remainder(math.atan2(y0 + sy * half_y, x0 + sx * half_x) - centre, 2 * math.pi)
         for sx in (-1, 1)
