@@ -80,14 +80,22 @@ def geometry(case: str) -> Geometry:
 @functools.cache
 def drawn(case: str, mass: float):
     """``draw``'s sample and the same A′ and daughters, rebuilt from its seed (as ``draw``
-    spawns it) for the brute force; the rebuilt A′ are checked to be ``draw``'s."""
+    spawns it, the azimuths in the volume's window) for the brute force; the rebuilt A′ are
+    checked to be ``draw``'s: the same p/m and, in the volume's cells, the same ray."""
     g = geometry(case)
     smp = draw(SAMPLER, mass, N, g, seed=SEED, channel="mumu")
     s_kin, s_dec = np.random.SeedSequence(SEED).spawn(2)
     k, daughters, _, _ = _kinematics(SAMPLER, mass, N, s_kin, s_dec, [DECAYS["mumu"]],
-                                     np.zeros(N, dtype=np.int64), 1.0 / 3.0)  # fmt: skip
+                                     np.zeros(N, dtype=np.int64), 1.0 / 3.0,
+                                     phi_range=g.shapes().volume.azimuth_window())  # fmt: skip
     # one division each side: equal within a few ulp (another CPU may fuse or vectorise it)
     np.testing.assert_allclose(smp.gbc, np.where(k.ok, k.p / mass, 1.0), rtol=4e-16, atol=0)
+    # the rebuilt rays cross the volume where draw's do, at its first edge (the same
+    # divisions and intersections: a few ulp)
+    s_in, _ = g.shapes().volume.entry_exit(np.zeros(3), np.stack([k.px, k.py, k.pz]) / k.p)
+    crosses = k.ok & ~np.isnan(s_in[0])
+    np.testing.assert_array_equal(crosses, smp.inside[:, 0])
+    np.testing.assert_allclose(s_in[0, crosses], smp.cells[crosses, 0], rtol=1e-15, atol=0)
     return smp, k, daughters
 
 
@@ -106,15 +114,16 @@ def brute_force(case: str, mass: float, ctau: float) -> tuple[float, float, floa
     g = geometry(case)
     sh = g.shapes()
     acc = float(smp.acceptance(ctau))
+    f = smp.azimuth_fraction  # the share of the circle the A′ azimuths were drawn in
     parent = np.stack([k.px, k.py, k.pz, k.e])
     u = parent[:3] / k.p
     key = (list(CASES).index(case), POINTS.index((mass, ctau)))
     rng = np.random.default_rng(np.random.SeedSequence(12, spawn_key=key))
     vertex = rng.exponential(k.p / mass * ctau) * u
     seen = sh.requirements.accept(daughters, vertex, sh.plane, parent=parent)
-    mc = g.efficiency * float(np.mean(k.ok & sh.volume.contains(vertex) & seen))
-    p = acc / g.efficiency
-    return acc, mc, g.efficiency * math.sqrt(p * (1 - p) / N)
+    mc = f * g.efficiency * float(np.mean(k.ok & sh.volume.contains(vertex) & seen))
+    p = acc / (f * g.efficiency)
+    return acc, mc, f * g.efficiency * math.sqrt(p * (1 - p) / N)
 
 
 # one value per case by default, the rest of the grid slow (_phys_params.diagonal_grid)

@@ -100,8 +100,10 @@ def aprime_rows(args: argparse.Namespace) -> list[dict]:
         for mass in sorted({m for m, _ in POINTS}):
             smp = draw(sampler, mass, n, g, seed=args.seed, channel="mumu")
             s_kin, s_dec = np.random.SeedSequence(args.seed).spawn(2)
+            # as draw: the azimuths in an off-axis volume's window, the acceptance × its share
             k, daughters, _, _ = _kinematics(sampler, mass, n, s_kin, s_dec, [DECAYS["mumu"]],
-                                             np.zeros(n, dtype=np.int64), 1.0 / 3.0)  # fmt: skip
+                                             np.zeros(n, dtype=np.int64), 1.0 / 3.0,
+                                             phi_range=sh.volume.azimuth_window())  # fmt: skip
             if not np.array_equal(smp.gbc, np.where(k.ok, k.p / mass, 1.0)):
                 raise SystemExit("the rebuilt A' are not draw's: its seeding changed")
             parent = np.stack([k.px, k.py, k.pz, k.e])
@@ -113,7 +115,7 @@ def aprime_rows(args: argparse.Namespace) -> list[dict]:
                 seen = sh.requirements.accept(daughters, vertex, sh.plane, parent=parent)
                 hit = k.ok & sh.volume.contains(vertex) & seen
                 rows.append(row(name, mass, ctau, float(smp.acceptance(ctau)), hit, n,
-                                g.efficiency))  # fmt: skip
+                                g.efficiency * smp.azimuth_fraction))  # fmt: skip
     return rows
 
 

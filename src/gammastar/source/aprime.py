@@ -57,14 +57,21 @@ def mass_range(sampler: Any) -> tuple[float, float] | None:
 
 
 def aprime_kinematics(
-    sampler: Any, mass: float, n: int, *, seed: int | None, rng: np.random.Generator
+    sampler: Any,
+    mass: float,
+    n: int,
+    *,
+    seed: int | None,
+    rng: np.random.Generator,
+    phi_range: tuple[float, float] | None = None,
 ) -> AprimeKinematics:
     """Draw ``n`` A′ (q_T, E) at ``mass`` from ``sampler`` (a
     :class:`~gammastar.source.source.Source` or a kinematics model, seeded with ``seed``) and
-    give them a uniform azimuth (from ``rng``). ``extrapolated`` is the sampler's labels, or
-    ``None`` where it labels nothing (a model without labels, a Source that cannot
-    extrapolate); ``weight`` its importance weights scaled to a mean of 1 (``None`` where it
-    gives none).
+    give them a uniform azimuth (from ``rng``: over [0, 2π), or over ``phi_range`` = (φ0, φ1)
+    with as many draws, so that the later draws of ``rng`` stay the same). ``extrapolated`` is
+    the sampler's labels, or ``None`` where it labels nothing (a model without labels, a Source
+    that cannot extrapolate); ``weight`` its importance weights scaled to a mean of 1 (``None``
+    where it gives none).
 
     Raises:
         InputError: mass outside the sampler's range, failing sampler, no physical sample.
@@ -99,7 +106,7 @@ def aprime_kinematics(
     p = np.sqrt(np.where(ok, p2, 1.0))
     e = np.where(ok, e, np.sqrt(1.0 + mass**2))
     pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
-    phi = rng.uniform(0.0, 2 * np.pi, qt.size)
+    phi = rng.uniform(*(phi_range or (0.0, 2 * np.pi)), qt.size)
     extrap = out.get("extrapolated") if isinstance(out, Mapping) else None
     if not getattr(sampler, "extrapolates", True):  # a Source that labels nothing: None
         extrap = None
@@ -112,7 +119,9 @@ def aprime_kinematics(
         e=e,
         ok=ok,
         extrapolated=None if extrap is None else np.asarray(extrap, dtype=bool).ravel(),
-        weight=None if weight is None else _unit_mean(np.asarray(_to_numpy(weight), np.float64).ravel()),
+        weight=None
+        if weight is None
+        else _unit_mean(np.asarray(_to_numpy(weight), np.float64).ravel()),
     )
 
 

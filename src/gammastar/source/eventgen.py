@@ -196,10 +196,13 @@ def _kinematics(
     decays: list[Decay],
     ch_idx: NDArray,
     rho00: float,
+    phi_range: tuple[float, float] | None = None,
 ) -> tuple[AprimeKinematics, tuple[NDArray, NDArray], NDArray, NDArray]:
-    """A′ and daughters: the random steps shared by :func:`generate` and the acceptance."""
+    """A′ and daughters: the random steps shared by :func:`generate` and the acceptance (the
+    A′ azimuth over ``phi_range``, :func:`~gammastar.source.aprime.aprime_kinematics`)."""
     rng = np.random.default_rng(s_dec)
-    k = aprime_kinematics(sampler, mass, n, seed=int(s_kin.generate_state(1)[0]), rng=rng)
+    seed = int(s_kin.generate_state(1)[0])
+    k = aprime_kinematics(sampler, mass, n, seed=seed, rng=rng, phi_range=phi_range)
     coef = np.array([decay_coefficients(rho00, mass, d) for d in decays])
     cos_t = sample_cos_theta(rng, coef[ch_idx, 0], coef[ch_idx, 1], n)
     phi = rng.uniform(0.0, 2 * np.pi, n)

@@ -2,8 +2,9 @@ r"""The decay-volume shapes and the decay law through them.
 
 :class:`Volume` and its shapes (``slab``, ``cone``, ``cylinder``, ``box``, ``frustum``: the
 registry :data:`gammastar.physics.volumes.VOLUMES`) give the exact path-length intervals of
-rays through them (:meth:`Volume.entry_exit`) and which points they contain;
-:func:`decay_in_volume` is the probability of decaying inside,
+rays through them (:meth:`Volume.entry_exit`), which points they contain and the azimuths
+they span about the beam axis (:meth:`Volume.azimuth_window`); :func:`decay_in_volume` is the
+probability of decaying inside,
 
 .. math:: P = \sum_k e^{-s_{\mathrm{in},k}/\ell} - e^{-s_{\mathrm{out},k}/\ell},
 
@@ -131,6 +132,52 @@ class Volume:
     def _across(self, p: Array) -> NDArray[np.bool_]:
         raise NotImplementedError
 
+    def azimuth_window(self) -> tuple[float, float] | None:
+        """The azimuths (φ0, φ1), φ0 < φ1 < φ0 + π (rad, φ = atan2(y, x)), that every point of
+        the volume has as seen from the beam axis (x = y = 0), so that a ray from a point of the
+        axis at an azimuth outside them misses the volume; ``None`` where the volume reaches
+        the axis or its extent is not bounded (every azimuth). Exact for the box, the cylinder
+        and the cone (its disc at z2 holds every cross-section); for the frustum those of the
+        rectangle of its largest half-widths (a superset).
+
+        Example:
+            >>> lo, hi = Box(half_x=1, half_y=1, z1=10, z2=20, offset=(2, 0)).azimuth_window()
+            >>> bool(np.isclose(hi, math.atan(1))), bool(np.isclose(lo, -hi))
+            (True, True)
+            >>> Box(half_x=1, half_y=1, z1=10, z2=20, offset=(0.5, 0)).azimuth_window() is None
+            True
+        """
+        return None
+
+
+def _rectangle_window(
+    offset: tuple[float, float], half_x: float, half_y: float
+) -> tuple[float, float] | None:
+    """The azimuths spanned by the rectangle |x − x0| ≤ half_x, |y − y0| ≤ half_y about the
+    origin: its corners' (convex, so they bound it), or ``None`` where it holds the origin."""
+    x0, y0 = offset
+    if abs(x0) <= half_x and abs(y0) <= half_y:
+        return None
+    centre = math.atan2(y0, x0)
+    # the corners' azimuths about the centre's: a rectangle that misses the origin lies in a
+    # half-plane through it (x, or y, of one sign), so they differ by less than π: no wrap
+    rel = [
+        math.remainder(math.atan2(y0 + sy * half_y, x0 + sx * half_x) - centre, 2 * math.pi)
+        for sx in (-1, 1)
+        for sy in (-1, 1)
+    ]
+    return centre + min(rel), centre + max(rel)
+
+
+def _disc_window(offset: tuple[float, float], radius: float) -> tuple[float, float] | None:
+    """The azimuths spanned by the disc of ``radius`` about ``offset`` (its tangents from the
+    origin, ± asin(r/d)), or ``None`` where it holds the origin."""
+    d = math.hypot(*offset)
+    if not d > radius:
+        return None
+    centre, half = math.atan2(offset[1], offset[0]), math.asin(radius / d)
+    return centre - half, centre + half
+
 
 @dataclass(frozen=True, kw_only=True)
 class Slab(Volume):
@@ -222,6 +269,13 @@ class Cone(Volume):
         second = _clean(np.where(missed, np.nan, np.maximum(lo, ihi)), hi)
         return [first, second]
 
+    def azimuth_window(self) -> tuple[float, float] | None:
+        # the cone's cross-sections are discs about the offset growing with z: the last one
+        # holds every other
+        if self.theta_max >= math.pi / 2 or not math.isfinite(self.z2):
+            return None
+        return _disc_window(self.offset, self.z2 * math.tan(self.theta_max))
+
     def _across(self, p: Array) -> NDArray[np.bool_]:
         rho = np.hypot(p[0] - self.offset[0], p[1] - self.offset[1])
         inside = np.ones(p.shape[1], dtype=bool)
@@ -265,6 +319,9 @@ class Cylinder(Volume):
     def _across(self, p: Array) -> NDArray[np.bool_]:
         return np.hypot(p[0] - self.offset[0], p[1] - self.offset[1]) <= self.radius
 
+    def azimuth_window(self) -> tuple[float, float] | None:
+        return _disc_window(self.offset, self.radius)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Box(Volume):
@@ -306,6 +363,9 @@ class Box(Volume):
         return (np.abs(p[0] - self.offset[0]) <= self.half_x) & (
             np.abs(p[1] - self.offset[1]) <= self.half_y
         )
+
+    def azimuth_window(self) -> tuple[float, float] | None:
+        return _rectangle_window(self.offset, self.half_x, self.half_y)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -364,6 +424,13 @@ class Frustum(Volume):
     def _across(self, p: Array) -> NDArray[np.bool_]:
         hx, hy = self.half_widths(p[2])
         return (np.abs(p[0] - self.offset[0]) <= hx) & (np.abs(p[1] - self.offset[1]) <= hy)
+
+    def azimuth_window(self) -> tuple[float, float] | None:
+        # the half-widths are linear in z: every cross-section lies in the rectangle of their
+        # maxima (at the ends); conservative, as that rectangle may hold the axis
+        return _rectangle_window(
+            self.offset, max(self.half_x1, self.half_x2), max(self.half_y1, self.half_y2)
+        )
 
 
 def decay_in_volume(

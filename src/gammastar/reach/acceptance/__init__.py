@@ -64,6 +64,9 @@ class KinematicSample:
     """Importance weights of the samples (mean 1; the sampler's ``weight``,
     :meth:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler.tilted`): the
     acceptance is their weighted mean. ``None``: equal weights."""
+    azimuth_fraction: float = 1.0
+    """The share (φ1 − φ0)/2π of the azimuths the samples were drawn in (:func:`draw`: the
+    decay volume's window; none is seen outside it), a factor of every sample's acceptance."""
 
     @property
     def n(self) -> int:
@@ -80,10 +83,12 @@ class KinematicSample:
         before the detector."""
         if not self.per_sample_cells:
             return KinematicSample(self.mass, self.gbc, np.ones((self.n, 1)),
-                                   self.cells[[0, -1]], 1.0, weight=self.weight)  # fmt: skip
+                                   self.cells[[0, -1]], 1.0, weight=self.weight,
+                                   azimuth_fraction=self.azimuth_fraction)  # fmt: skip
         inside = np.ones(self.hits.shape, bool) if self.inside is None else self.inside
         return KinematicSample(self.mass, self.gbc, inside.astype(np.float64), self.cells, 1.0,
-                               weight=self.weight)  # fmt: skip
+                               weight=self.weight,
+                               azimuth_fraction=self.azimuth_fraction)  # fmt: skip
 
     def extrapolated_acceptance(self, ctau: ArrayLike) -> NDArray[np.float64]:
         """The part of :meth:`acceptance` carried by the ``extrapolated`` samples."""
@@ -93,7 +98,8 @@ class KinematicSample:
         k = self.extrapolated
         sub = KinematicSample(self.mass, self.gbc[k], self.hits[k],
                               self.cells[k] if self.per_sample_cells else self.cells,
-                              self.efficiency, weight=None if self.weight is None else self.weight[k])  # fmt: skip
+                              self.efficiency, weight=None if self.weight is None else self.weight[k],
+                              azimuth_fraction=self.azimuth_fraction)  # fmt: skip
         return sub.acceptance(ctau) * (sub.n / self.n)
 
     def __post_init__(self) -> None:
@@ -120,6 +126,11 @@ class KinematicSample:
         # the acceptance's terms carry each sample's weight; acceptance_per_sample's do not
         self._hw_r = self._h_r if self.weight is None else self._h_r * self.weight[self._row]
 
+    @property
+    def _factor(self) -> float:
+        """Every sample's constant factor: efficiency × azimuth fraction (× 1.0 is exact)."""
+        return self.efficiency * self.azimuth_fraction
+
     def _run_probability(self, ctau: NDArray) -> NDArray:
         """P(decay in the run) of every run of hits, shape (n_runs, ctau.size)."""
         ell = self._gbc_r[:, None] * ctau[None, :]
@@ -127,8 +138,9 @@ class KinematicSample:
 
     def acceptance(self, ctau: ArrayLike, *, chunk: int = 256) -> NDArray[np.float64]:
         """Acceptance for each proper decay length ``ctau`` (m), vectorised over ``ctau``:
-        the mean over the samples (weighted by :attr:`weight`) of the efficiency × Σ_cells hit
-        × P(decay in the cell) (:func:`gammastar.physics.decay.decay_probability`; paper Eq. B1)."""
+        the mean over the samples (weighted by :attr:`weight`) of the efficiency × the
+        :attr:`azimuth_fraction` × Σ_cells hit × P(decay in the cell)
+        (:func:`gammastar.physics.decay.decay_probability`; paper Eq. B1)."""
         ctau = np.asarray(ctau, dtype=np.float64)
         flat = ctau.ravel()
         out = np.zeros(flat.size)
@@ -137,11 +149,12 @@ class KinematicSample:
             for start in range(0, flat.size, step):
                 c = flat[start : start + step]
                 out[start : start + step] = self._hw_r @ self._run_probability(c)
-        return self.efficiency * (out / self.n).reshape(ctau.shape)
+        return self._factor * (out / self.n).reshape(ctau.shape)
 
     def acceptance_per_sample(self, ctau: ArrayLike, *, chunk: int = 4_000_000) -> NDArray:
-        """Each sample's own acceptance, shape (n, len(ctau)): the efficiency × Σ over the
-        sample's runs of hits of h × P(decay in the run), ``chunk`` run × cτ values at a time;
+        """Each sample's own acceptance, shape (n, len(ctau)): the efficiency × the
+        :attr:`azimuth_fraction` × Σ over the sample's runs of hits of h × P(decay in the run),
+        ``chunk`` run × cτ values at a time;
         :meth:`acceptance` is their mean weighted by :attr:`weight` (not applied here)."""
         ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
         out = np.zeros((self.n, ctau.size))
@@ -152,7 +165,7 @@ class KinematicSample:
                 c = ctau[start : start + step]
                 terms = self._run_probability(c) * self._h_r[:, None]
                 out[rows, start : start + step] = np.add.reduceat(terms, first, axis=0)
-        return self.efficiency * out
+        return self._factor * out
 
 
 def draw(
@@ -165,6 +178,7 @@ def draw(
     channel: str = "mumu",
     rho00: float | None = None,
     shapes: bool = False,
+    azimuth_window: bool = True,
 ) -> KinematicSample:
     """Draw ``n`` A′ samples at ``mass`` and precompute their geometric acceptance.
 
@@ -194,6 +208,13 @@ def draw(
     For the window keys' own shapes (a cone or slab, an annulus) the second gives the first's
     acceptance to float precision: the ray's s = z/cos θ and ℓ = (p_z/m) cτ / cos θ.
 
+    In the second a decay counts only on the A′ ray inside the volume, so for a volume beside
+    the beam axis (:meth:`~gammastar.physics.volumes.shapes.Volume.azimuth_window`) the A′
+    azimuths are drawn in its window [φ0, φ1] alone and the acceptance is multiplied by
+    (φ1 − φ0)/2π (:attr:`KinematicSample.azimuth_fraction`): the same expectation, the samples
+    outside adding exactly 0, with no draw wasted there; a volume that reaches the axis keeps
+    the full circle (the same draws as without).
+
     Arguments:
         sampler: object with ``sample(mass, n, seed)`` or a callable ``(mass, n, seed)``,
             returning a mapping with ``qT`` and ``E`` arrays (GeV).
@@ -206,6 +227,8 @@ def draw(
         rho00: spin-density element ρ₀₀ of the decay angular distribution (None: isotropic,
             ρ₀₀ = 1/3; :func:`gammastar.source.decays.decay_coefficients`).
         shapes: take the shapes' path also for a window geometry (a check of the two).
+        azimuth_window: draw the azimuths in the decay volume's window (False: over the full
+            circle, a check).
 
     Returns:
         A :class:`KinematicSample`.
@@ -222,6 +245,8 @@ def draw(
         raise GammastarError(f"acceptance: number of samples must be positive, not {n}")
     ss = np.random.SeedSequence(seed)
     s_seed, d_seed = ss.spawn(2)
+    sh = geometry.shapes() if shapes or not geometry.window_geometry else None
+    window = sh.volume.azimuth_window() if sh is not None and azimuth_window else None
     k, daughters, _, _ = _kinematics(
         sampler,
         float(mass),
@@ -231,11 +256,12 @@ def draw(
         [DECAYS[channel]],
         np.zeros(n, dtype=np.int64),
         1.0 / 3.0 if rho00 is None else float(rho00),
+        phi_range=window,
     )
-    if shapes or not geometry.window_geometry:
-        return path_sample(
-            geometry.shapes(), k, daughters, geometry.z_steps, geometry.efficiency
-        )
+    if sh is not None:
+        fraction = 1.0 if window is None else (window[1] - window[0]) / (2 * np.pi)
+        return path_sample(sh, k, daughters, geometry.z_steps, geometry.efficiency,
+                           azimuth_fraction=fraction)  # fmt: skip
     gbc = np.where(k.ok, k.pz / mass, 1.0)  # (p/m) cos θ
     cells = geometry.cells
     ncell = cells.size - 1
@@ -262,6 +288,7 @@ def path_sample(
     efficiency: float,
     *,
     passes: NDArray[np.bool_] | None = None,
+    azimuth_fraction: float = 1.0,
 ) -> KinematicSample:
     """The :class:`KinematicSample` of decaying particles ``k`` produced at the origin in the
     detector ``shapes``: path cells from the exact entry and exit of each ray (:func:`draw`).
@@ -276,6 +303,8 @@ def path_sample(
             the vertex); one without.
         efficiency: the detector's constant efficiency.
         passes: a further vertex-independent cut per particle (``None``: none).
+        azimuth_fraction: the share of the circle the particles' azimuths were drawn in
+            (:attr:`KinematicSample.azimuth_fraction`).
 
     Returns:
         The sample: ``gbc`` = p/m, per-sample ``cells`` (n, c + 1) of path length (m) and
@@ -317,8 +346,10 @@ def path_sample(
                 r = rows[b : b + block]
                 mid = 0.5 * (edges[j, r, :-1] + edges[j, r, 1:])  # (m, steps)
                 vertex = (mid[None] * u[:, r, None]).reshape(3, -1)
-                pair = None if daughters is None else (
-                    _columns(daughters[0], r, steps), _columns(daughters[1], r, steps)
+                pair = (
+                    None
+                    if daughters is None
+                    else (_columns(daughters[0], r, steps), _columns(daughters[1], r, steps))
                 )
                 seen = shapes.seen(_columns(parent, r, steps), pair, vertex)
                 hits[j, r] = seen.reshape(r.size, steps)
@@ -340,13 +371,13 @@ def path_sample(
         extrapolated=k.extrapolated,
         weight=k.weight,
         inside=np.concatenate(parts_in, axis=1) > 0,
+        azimuth_fraction=azimuth_fraction,
     )
 
 
 def _columns(a: NDArray, rows: NDArray, times: int) -> NDArray:
     """Columns ``rows`` of ``a`` each repeated ``times`` times (one per cell)."""
     return np.repeat(a[:, rows], times, axis=1)
-
 
 
 def channel_samples(
