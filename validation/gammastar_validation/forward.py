@@ -521,13 +521,15 @@ def forward_closure(
     """
     from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.physics import darkphoton
+    from gammastar.reach.tilt import fitted_tilt
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields, resolve_yield_scale
     from gammastar.source.source import Source
 
     yields = load_yields(cfg.resolve(cfg.reach.yields))
     scale, _ = resolve_yield_scale(cfg, yields)
-    source = Source.from_config(cfg, yields).tilted()  # as the reach draws the visible A′
+    plain = Source.from_config(cfg, yields)
+    source = plain.tilted()  # as the reach draws the visible A′
     geometry = Geometry.from_config(cfg.detector)
     ex = yields.extrapolation or {}
     fid = FiducialRegion.from_dict(ex["fiducial"]) if "fiducial" in ex else None
@@ -550,7 +552,11 @@ def forward_closure(
         grid = contour_grid(edges["eps_low"], edges["eps_high"])
         at = [int(np.argmin(np.abs(np.log(grid / edges[k])))) for k in ("eps_low", "eps_high")]
         cts = darkphoton.ctau(m, grid)
-        dd = acceptance_mean(source, m, samples, geometry, chans, cts, seed=seed_m + 1,
+        # as the reach draws this mass: components fitted where its ε_high edge leaves few A′
+        tilt = fitted_tilt(plain, m, cfg.reach.samples, geometry, chans,
+                           float(darkphoton.ctau(m, edges["eps_high"])), seed=seed_m + 4)  # fmt: skip
+        src_m = plain.tilted(tilt)
+        dd = acceptance_mean(src_m, m, samples, geometry, chans, cts, seed=seed_m + 1,
                              fiducial=fid)  # fmt: skip
         ts = truth[m]
         ts.rewind()
@@ -559,7 +565,7 @@ def forward_closure(
         y_width = yield_width(cfg, yields, m)
         # the reach's own sizes at the two edges, then on its ε grid (an unresolved edge's
         # fallback: the largest resolved size there, edge_size)
-        q = quoted_errors(cfg, yields, source, m, geometry, chans,
+        q = quoted_errors(cfg, yields, src_m, m, geometry, chans,
                           np.concatenate([cts[at], darkphoton.ctau(m, reach_eps)]), seed=seed_m + 3)  # fmt: skip
         widths = _edge_widths(q, grid[at], reach_eps)
         # N(ε) per facility as facility_ctaus: N_POT × yield scale × Σ BR × ε² × Y × 𝓔

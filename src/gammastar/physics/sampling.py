@@ -99,10 +99,16 @@ class Tilt(NamedTuple):
 
     y_shift: float = 2.5
     t_scale: float = 3.0
+    extra: tuple[tuple[float, float, float], ...] = ()
+    """Further components, each (rapidity shift in σ_y, rapidity width in σ_y, T scale): one
+    fitted to where a detector's ε_high edge takes its A′ (:meth:`ParametricSampler.fit_part`).
+    With k of them each weight is ≤ 3 + k."""
 
-    def parts(self) -> tuple[tuple[float, float], ...]:
-        """The mixture's (rapidity shift in σ_y, T scale) per component, equal shares."""
-        return ((0.0, 1.0), (self.y_shift, 1.0), (0.0, self.t_scale))
+    def parts(self) -> tuple[tuple[float, float, float], ...]:
+        """The mixture's (rapidity shift in σ_y, rapidity width in σ_y, T scale) per
+        component, equal shares."""
+        own = ((0.0, 1.0, 1.0), (self.y_shift, 1.0, 1.0), (0.0, 1.0, self.t_scale))
+        return own + tuple((float(a), float(b), float(c)) for a, b, c in self.extra)
 
 
 def log_mt_density(pt: Array, mass: ArrayLike, temperature: float, power: float = 0.0) -> Array:
@@ -446,7 +452,7 @@ class ParametricSampler:
         :meth:`sample` (its :attr:`e_max` and :attr:`falloff` included) from the mixture q of
         :class:`Tilt`'s components (its defaults without ``tilt``); ``weight`` = f p/q, p/q of
         the untruncated densities (:func:`log_mt_density`, the Gaussian) and f the fall-off
-        factor (:func:`falloff_weight`; 1 without one), ≤ 3. The bound acts on every component
+        factor (:func:`falloff_weight`; 1 without one), ≤ the number of components. The bound acts on every component
         alike (accept–reject on the mixture) and the fall-off is carried in the weight rather
         than by rejection, so that the draws towards E_max, which it would thin by (1 − E/E_max)^n,
         are all kept: the weights are right up to one constant, to be used self-normalised
@@ -477,18 +483,18 @@ class ParametricSampler:
             k = max(2 * (n - have), 1000)
             part = rng.integers(0, len(parts), k)
             pt, y = np.empty(k), np.empty(k)
-            for j, (dy, ts) in enumerate(parts):
+            for j, (dy, sy, ts) in enumerate(parts):
                 sel = part == j
                 pt[sel] = sample_mt_power(rng, np.full(int(sel.sum()), float(mass)), t0 * ts, self.power)
-                y[sel] = rng.normal(mu0 + dy * sig, sig, int(sel.sum()))
+                y[sel] = rng.normal(mu0 + dy * sig, sy * sig, int(sel.sum()))
             e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
             if self.e_max is not None:
                 keep = e <= self.e_max
                 pt, y, e = pt[keep], y[keep], e[keep]
             lp = norm.logpdf(y, mu0, sig) + log_mt_density(pt, mass, t0, self.power)
-            ratio = sum(np.exp(norm.logpdf(y, mu0 + dy * sig, sig)
+            ratio = sum(np.exp(norm.logpdf(y, mu0 + dy * sig, sy * sig)
                                + log_mt_density(pt, mass, t0 * ts, self.power) - lp)
-                        for dy, ts in parts) / len(parts)  # fmt: skip
+                        for dy, sy, ts in parts) / len(parts)  # fmt: skip
             w = 1.0 / ratio
             if self.falloff is not None:
                 w = w * falloff_weight(e, self.falloff[1], self.falloff[0])
@@ -500,6 +506,42 @@ class ParametricSampler:
                              f"m = {mass:g} GeV")  # fmt: skip
         pt, e, w = (np.concatenate(c)[:n] for c in zip(*got, strict=True))
         return {"qT": pt, "E": e, "weight": w}
+
+    def fit_part(self, mass: float, qt: ArrayLike, energy: ArrayLike,
+                 weight: ArrayLike) -> tuple[float, float, float]:  # fmt: skip
+        """A :class:`Tilt` component (rapidity shift and width in σ_y, T scale) fitted to the
+        draws ``(qt, energy)`` weighted by ``weight`` (their share of what is to be sampled,
+        e.g. importance weight × acceptance at a detector's ε_high edge): the cross-entropy
+        step, the Gaussian's weighted mean and width (at least 0.3 σ_y) and the m_T slope's
+        weighted maximum likelihood (:func:`log_mt_density`), T from T/2 to 50 T. The
+        rapidity is the forward one, arccosh(E/m_T).
+
+        References:
+            R. Y. Rubinstein and D. P. Kroese, The Cross-Entropy Method (Springer, 2004), ch. 3.
+
+        Example:
+            >>> s = ParametricSampler(e_max=400.0)
+            >>> d = s.sample(0.3, 100_000, seed=1)
+            >>> dy, sy, ts = s.fit_part(0.3, d["qT"], d["E"], np.ones(100_000))
+            >>> abs(dy) < 0.05 and abs(sy - 1) < 0.05 and abs(ts - 1) < 0.05
+            True
+        """
+        from scipy.optimize import minimize_scalar
+
+        qt, e = np.asarray(qt, dtype=np.float64), np.asarray(energy, dtype=np.float64)
+        w = np.asarray(weight, dtype=np.float64)
+        keep = w > 0
+        qt, e, w = qt[keep], e[keep], w[keep] / w[keep].sum()
+        y = np.arccosh(np.maximum(e / np.sqrt(qt**2 + mass**2), 1.0))
+        mean = float(np.sum(w * y))
+        width = max(float(np.sqrt(np.sum(w * (y - mean) ** 2))), 0.3 * self.y_sigma)
+        t0 = self.temperature
+
+        def nll(log_t: float) -> float:
+            return -float(np.sum(w * log_mt_density(qt, mass, t0 * math.exp(log_t), self.power)))
+
+        ts = math.exp(minimize_scalar(nll, bounds=(math.log(0.5), math.log(50.0)), method="bounded").x)
+        return (mean - self.y_mean) / self.y_sigma, width / self.y_sigma, ts
 
     def _kept(self, energy: NDArray, accept: np.random.Generator) -> NDArray[np.bool_]:
         """Which draws of energy ``energy`` the density keeps: E ≤ :attr:`e_max`, and

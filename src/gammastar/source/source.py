@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.config import AnalysisConfig
 from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, GammastarError, InputError
-from gammastar.physics.sampling import ParametricSampler
+from gammastar.physics.sampling import ParametricSampler, Tilt
 from gammastar.source.production import Yields
 from gammastar.yields.extrapolation.nsig.arm import arm_in_fiducial
 from gammastar.yields.extrapolation.result import Extrapolation
@@ -241,12 +241,13 @@ class Source:
         k = self.kinematics
         return k if isinstance(k, ExtrapolatedSampler) else None
 
-    def tilted(self) -> Source:
-        """This source with its fitted model's samples drawn towards high energy, each with
-        its importance ``weight`` (:meth:`ExtrapolatedSampler.tilted`); itself where the
-        kinematics have no fiducial split."""
+    def tilted(self, tilt: Tilt | None = None) -> Source:
+        """This source with its fitted model's samples drawn towards high energy (``tilt``,
+        default :class:`~gammastar.physics.sampling.Tilt`'s), each with its importance
+        ``weight`` (:meth:`ExtrapolatedSampler.tilted`); itself where the kinematics have no
+        fiducial split."""
         split = self.split
-        return self if split is None else dataclasses.replace(self, kinematics=split.tilted())
+        return self if split is None else dataclasses.replace(self, kinematics=split.tilted(tilt))
 
     @property
     def extrapolates(self) -> bool:

@@ -18,10 +18,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.physics import darkphoton
-from gammastar.physics.sampling import SamplerLike
+from gammastar.physics.sampling import SamplerLike, Tilt
 from gammastar.reach.acceptance import KinematicSample, channel_samples, draw
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.signal import _combined, signal_events
+from gammastar.reach.tilt import (
+    EDGE_ROUNDS,
+    KISH_TARGET,
+    edge_contributions,
+    edge_ctau,
+    edge_tilt,
+    kish,
+)
 from gammastar.source.source import Source
 from gammastar.yields.extrapolation.nsig import nsig_lambda_theta, nsig_reach_sides
 from gammastar.yields.extrapolation.samplers import RecordingSampler
@@ -209,17 +217,18 @@ def _by_channel_shares(sig: _MassSignal, rel: Callable[[Any], NDArray]) -> NDArr
 
 
 def _ensemble_acceptance(
-    ensemble: Sequence[SamplerLike], sampler: SamplerLike, sig: _MassSignal, st: ScanSettings
-) -> NDArray[np.float64]:
+    ensemble: Sequence[SamplerLike], sampler: SamplerLike, sig: _MassSignal, st: ScanSettings,
+    tilt: Tilt | None = None,
+) -> NDArray[np.float64]:  # fmt: skip
     """Each ensemble member's acceptance on the ε grid, shape (members, ε), with the A′ seeds
-    of the nominal sampler (the nominal's own row reused)."""
+    of the nominal sampler (the nominal's own row reused) and its ``tilt``."""
     rows = []
     for smp in ensemble:
         if smp is sampler:
             rows.append(sig.acceptance)
             continue
         if st.dark is None:  # drawn as the nominal is (_SignalContext.of)
-            smp = Source.from_model(smp).tilted()
+            smp = Source.from_model(smp).tilted(tilt)
         sc = channel_samples(
             smp, sig.mass, st.samples, st.geometry, seed=sig.seed, channels=sig.channels
         )
@@ -282,14 +291,22 @@ class _SignalContext:
     source: Source
     record: RecordingSampler | None
     lam_regions: list[Any] | None
+    tilt: Tilt | None = None
+    """The visible A′'s mixture (``None``: :class:`Tilt`'s default)."""
 
     @classmethod
-    def of(cls, inputs: _SignalInputs) -> _SignalContext:
+    def of(cls, inputs: _SignalInputs, tilt: Tilt | None = None) -> _SignalContext:
         source = Source.from_model(inputs.sampler)
         if inputs.settings.dark is None:  # the visible A′: the model's tail drawn tilted
-            source = source.tilted()
+            source = source.tilted(tilt)
         record, lam_regions = _nsig_recorder(source, inputs.settings)
-        return cls(inputs, source, record, lam_regions)
+        return cls(inputs, source, record, lam_regions, tilt)
+
+    @property
+    def fits_edges(self) -> bool:
+        """Whether a mass whose ε_high edge its draw leaves unresolved is drawn again with a
+        component fitted there (:func:`_edge_tilt`): the visible A′ with a fitted model."""
+        return self.inputs.settings.dark is None and self.source.split is not None
 
 
 @dataclass(frozen=True)
@@ -324,16 +341,44 @@ class _MassWork:
     """The two sides (r₊, r₋) of ``ex_rel`` per ε, shape (2, ε), or ``None``."""
 
 
+def _edge_tilt(ctx: _SignalContext, sig: _MassSignal, sampler: Any) -> Tilt | None:
+    """The mixture with a component fitted to the A′ at the mass's ε_high edge
+    (:func:`gammastar.reach.tilt.edge_tilt`, from the draw ``sampler`` recorded), where the
+    draw's Kish size there is below :data:`~gammastar.reach.tilt.KISH_TARGET`; ``None`` where
+    it is not, where nothing is excluded (no edge) or where nothing can be fitted."""
+    st = ctx.inputs.settings
+    level = -np.log1p(-float(st.cl))  # the zero-background limit (2.30 at 90% CL)
+    ctau = edge_ctau(ctx.inputs.eps, sig.nsig_grid, float(darkphoton.ctau(sig.mass, 1.0)), level)
+    split, kin = ctx.source.split, getattr(sampler, "last", None)
+    if ctau is None or split is None or kin is None:
+        return None
+    c = edge_contributions(sig.samples, sig.brs, ctau)
+    model = split.model_sampler(sig.mass)
+    if kish(c) >= KISH_TARGET or model is None:
+        return None
+    return edge_tilt(model, sig.mass, kin, c, ctx.tilt)
+
+
 def _mass_work(ctx: _SignalContext, job: _MassJob) -> _MassWork:
     """Everything of one mass point that depends on no other: the signal (:func:`_mass_signal`),
     the ensemble's acceptance and spread, the N_sig-level errors of the extrapolation fit and
     of the measured λ_θ. Random only through ``job.seed``: the same in any process."""
     st, t0 = ctx.inputs.settings, time.perf_counter()
-    sig = _mass_signal(ctx.record or ctx.source, job.mass, job.yield_per_pot_eps2, job.seed,
-                       ctx.inputs.eps, st, job.channels)  # fmt: skip
+    sampler = ctx.record or (RecordingSampler(ctx.source) if ctx.fits_edges else ctx.source)
+    sig = _mass_signal(sampler, job.mass, job.yield_per_pot_eps2, job.seed, ctx.inputs.eps, st,
+                       job.channels)  # fmt: skip
+    for _ in range(EDGE_ROUNDS if ctx.fits_edges else 0):
+        tilt = _edge_tilt(ctx, sig, sampler)
+        if tilt is None:
+            break
+        # the edge's few A′ sampled where they lie: the mass drawn again
+        ctx = _SignalContext.of(ctx.inputs, tilt)
+        sampler = ctx.record or RecordingSampler(ctx.source)
+        sig = _mass_signal(sampler, job.mass, job.yield_per_pot_eps2, job.seed, ctx.inputs.eps,
+                           st, job.channels)  # fmt: skip
     members = kin_rel = None
     if ctx.inputs.ensemble:
-        members = _ensemble_acceptance(ctx.inputs.ensemble, ctx.inputs.sampler, sig, st)
+        members = _ensemble_acceptance(ctx.inputs.ensemble, ctx.inputs.sampler, sig, st, ctx.tilt)
         kin_rel = _relative_spread(members)
     seconds = time.perf_counter() - t0
     record = ctx.record

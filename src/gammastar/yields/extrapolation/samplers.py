@@ -118,25 +118,16 @@ class ExtrapolatedSampler:
 
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)
-        if self.seam is not None and mass < self.seam and self.inside is None:
-            # no flow: a model below the seam, labelled
-            out = self._model(self.below_sampler(mass), mass, n, int(s_out.generate_state(1)[0]))
-            return self._labelled(out)
-        if self.seam is not None and mass < self.seam:  # full phase space: the flow alone
+        model = self.model_sampler(mass)
+        if model is None:  # full phase space below the seam: the flow alone
             got = self.inside.sample(mass, n, seed=int(s_in.generate_state(1)[0]))
             q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()
             e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
             return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
-        if self.arm_covers(mass):  # no flow: the arm's model, labelled
-            model = _model_sampler(self.model_at(mass), mass, self.e_max)
+        below = self.seam is not None and mass < self.seam
+        if below or self.arm_covers(mass) or self.inside is None:  # no flow: the model, labelled
             return self._labelled(self._model(model, mass, n, int(s_out.generate_state(1)[0])))
-        f, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
-        power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
-        a_pow = 0.0 if power_at is None else float(power_at(mass))
-        falloff = _falloff_of(self.extrapolation)
-        model = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff)
-        if self.inside is None:
-            return self._labelled(self._model(model, mass, n, int(s_out.generate_state(1)[0])))
+        f = float(self.extrapolation.at(mass)[0])
         n_in = int(np.random.default_rng(s_split).binomial(n, min(max(f, 0.0), 1.0)))
         parts_q: list[NDArray[np.float64]] = []
         parts_e: list[NDArray[np.float64]] = []
@@ -172,6 +163,20 @@ class ExtrapolatedSampler:
         w = np.concatenate(w_out)[:need]
         return {"qT": q, "E": e, "extrapolated": flag,
                 "weight": np.concatenate([np.ones(n_in), w / w.mean() if need else w])}  # fmt: skip
+
+    def model_sampler(self, mass: float) -> ParametricSampler | None:
+        """The analytic sampler of the model samples at ``mass`` (below the seam without a
+        flow :meth:`below_sampler`, the arm's model where :meth:`arm_covers`, else the fitted
+        model); ``None`` where the flow gives every sample (below the seam with one)."""
+        if self.seam is not None and mass < self.seam:
+            return self.below_sampler(mass) if self.inside is None else None
+        if self.arm_covers(mass):
+            return _model_sampler(self.model_at(mass), mass, self.e_max)
+        _, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
+        power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
+        a_pow = 0.0 if power_at is None else float(power_at(mass))
+        falloff = _falloff_of(self.extrapolation)
+        return ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff)
 
     def arm_covers(self, mass: float) -> bool:
         """Whether :meth:`sample` takes ``mass`` from the arm's model: no flow, an ``arm``,
