@@ -41,7 +41,7 @@ the run's config and rerun ``gammastar yields``).
 
 Usage: python validation/scripts/forward_closure.py [--run DIR | --events N] [--energy 400|70]
 [--backend parametric|pythia] [--pythia-collisions N] [--facilities ...] [--masses ...]
-[--samples 200000] [--truth-sources 2000000] [--yield-sources 4000000] [--seed S]
+[--samples 200000] [--truth-sources 6000000] [--yield-sources 4000000] [--seed S]
 [--workdir DIR] [--out rows.json]
 ``--run``: a finished run of the data config (analysis/na60_like_both.yaml at 400 GeV,
 analysis/na60_like_70gev.yaml at 70 GeV; with ``--backend pythia`` analysis/na60_like_pythia.yaml,
@@ -177,7 +177,7 @@ def main() -> None:
     ap.add_argument("--facilities", nargs="+", choices=FACILITIES, default=list(FACILITIES))
     ap.add_argument("--masses", type=float, nargs="+", default=list(MASSES))
     ap.add_argument("--samples", type=int, default=200_000, help="data-driven A′ draws per point")
-    ap.add_argument("--truth-sources", type=int, default=2_000_000,
+    ap.add_argument("--truth-sources", type=int, default=6_000_000,
                     help="truth sources per mass (of the channels reaching its window)")  # fmt: skip
     ap.add_argument("--yield-sources", type=int, default=4_000_000,
                     help="truth sources per flavour for the full-phase-space yield")  # fmt: skip
