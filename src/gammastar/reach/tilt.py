@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.physics.sampling import ParametricSampler, Tilt
 
 __all__ = ["EDGE_ROUNDS", "KISH_TARGET", "MODEL_SHARE", "edge_contributions", "edge_ctau", "edge_tilt",
-           "fitted_tilt", "kish"]
+           "fitted_tilt", "kish", "refit"]
 
 KISH_TARGET = 100.0
 """The Kish size below which the edge's samples are too few: the relative error of a mean
@@ -132,9 +132,19 @@ def fitted_tilt(source: Any, mass: float, n: int, geometry: Any, channels: Seque
     for _ in range(EDGE_ROUNDS):
         rec = RecordingSampler(source.tilted(tilt))
         samples = channel_samples(rec, mass, n, geometry, seed=seed, channels=tuple(channels))
-        c = edge_contributions(samples, brs, ctau)
-        nxt = None if kish(c) >= KISH_TARGET or rec.last is None else edge_tilt(model, mass, rec.last, c, tilt)
+        nxt = None if rec.last is None else refit(model, mass, rec.last, samples, brs, ctau, tilt)
         if nxt is None:
             break
         tilt = nxt
     return tilt
+
+
+def refit(model: ParametricSampler, mass: float, kinematics: Mapping[str, Any],
+          samples: Mapping[str, Any], brs: Mapping[str, float], ctau: float,
+          tilt: Tilt | None) -> Tilt | None:  # fmt: skip
+    """One round: ``tilt`` with a component fitted (:func:`edge_tilt`) where the draw
+    ``kinematics`` (its channels' ``samples``) leaves a Kish size below :data:`KISH_TARGET`
+    at ``ctau`` (:func:`edge_contributions`); ``None`` where it does not, or nothing can be
+    fitted."""
+    c = edge_contributions(samples, brs, ctau)
+    return None if kish(c) >= KISH_TARGET else edge_tilt(model, mass, kinematics, c, tilt)

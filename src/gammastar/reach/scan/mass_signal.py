@@ -22,14 +22,7 @@ from gammastar.physics.sampling import SamplerLike, Tilt
 from gammastar.reach.acceptance import KinematicSample, channel_samples, draw
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.signal import _combined, signal_events
-from gammastar.reach.tilt import (
-    EDGE_ROUNDS,
-    KISH_TARGET,
-    edge_contributions,
-    edge_ctau,
-    edge_tilt,
-    kish,
-)
+from gammastar.reach.tilt import EDGE_ROUNDS, edge_ctau, refit
 from gammastar.source.source import Source
 from gammastar.yields.extrapolation.nsig import nsig_lambda_theta, nsig_reach_sides
 from gammastar.yields.extrapolation.samplers import RecordingSampler
@@ -350,13 +343,10 @@ def _edge_tilt(ctx: _SignalContext, sig: _MassSignal, sampler: Any) -> Tilt | No
     level = -np.log1p(-float(st.cl))  # the zero-background limit (2.30 at 90% CL)
     ctau = edge_ctau(ctx.inputs.eps, sig.nsig_grid, float(darkphoton.ctau(sig.mass, 1.0)), level)
     split, kin = ctx.source.split, getattr(sampler, "last", None)
-    if ctau is None or split is None or kin is None:
+    model = None if split is None else split.model_sampler(sig.mass)
+    if ctau is None or model is None or kin is None:
         return None
-    c = edge_contributions(sig.samples, sig.brs, ctau)
-    model = split.model_sampler(sig.mass)
-    if kish(c) >= KISH_TARGET or model is None:
-        return None
-    return edge_tilt(model, sig.mass, kin, c, ctx.tilt)
+    return refit(model, sig.mass, kin, sig.samples, sig.brs, ctau, ctx.tilt)
 
 
 def _mass_work(ctx: _SignalContext, job: _MassJob) -> _MassWork:
