@@ -100,6 +100,7 @@ def test_scan_fits_the_edge_where_its_draw_leaves_few_a_prime(tmp_path, monkeypa
     under 9%; the two draws' spreads are far smaller)."""
     from test_reach import synthetic_yields
 
+    from gammastar.reach import tilt as reach_tilt
     from gammastar.reach.scan import mass_signal, scan
     from gammastar.reach.scan.settings import ScanSettings
     from gammastar.source.production import load_yields
@@ -112,10 +113,8 @@ def test_scan_fits_the_edge_where_its_draw_leaves_few_a_prime(tmp_path, monkeypa
     )  # fmt: skip
     eps = np.geomspace(1e-9, 1e-3, 40)
     fitted = []
-    refit = mass_signal.refit
-
     def counting(*a, **k):
-        got = refit(*a, **k)
+        got = reach_tilt.refit(*a, **k)
         fitted.append(got is not None)
         return got
 

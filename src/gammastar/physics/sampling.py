@@ -488,17 +488,16 @@ class ParametricSampler:
                 pt[sel] = sample_mt_power(rng, np.full(int(sel.sum()), float(mass)), t0 * ts, self.power)
                 y[sel] = rng.normal(mu0 + dy * sig, sy * sig, int(sel.sum()))
             e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
+            f = np.ones(e.size) if self.falloff is None else falloff_weight(e, self.falloff[1], self.falloff[0])
+            keep = f > 0  # the fall-off's support: below its beam energy
             if self.e_max is not None:
-                keep = e <= self.e_max
-                pt, y, e = pt[keep], y[keep], e[keep]
+                keep &= e <= self.e_max
+            pt, y, e, f = pt[keep], y[keep], e[keep], f[keep]
             lp = norm.logpdf(y, mu0, sig) + log_mt_density(pt, mass, t0, self.power)
             ratio = sum(np.exp(norm.logpdf(y, mu0 + dy * sig, sy * sig)
                                + log_mt_density(pt, mass, t0 * ts, self.power) - lp)
                         for dy, sy, ts in parts) / len(parts)  # fmt: skip
-            w = 1.0 / ratio
-            if self.falloff is not None:
-                w = w * falloff_weight(e, self.falloff[1], self.falloff[0])
-            got.append((pt, e, w))
+            got.append((pt, e, f / ratio))
             have += int(pt.size)
         if have < n:
             bound = self.e_max if self.e_max is not None else float("nan")
