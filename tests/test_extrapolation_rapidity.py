@@ -131,6 +131,7 @@ def test_the_rule_keeps_a_constrained_centre_and_records_its_decision(narrow):
     assert not back.y_mean_fixed
 
 
+@pytest.mark.slow  # the fitted width's closures above run by default
 def test_the_rule_frees_the_width_where_the_window_sees_its_curvature():
     """On the wide window (rms 1.0) the data fix σ_y to better than a third of a source's 0.3
     (:data:`Y_SIGMA_MARGIN`): with ``y_mean_auto`` both ȳ and σ_y are fitted (the record says
@@ -237,6 +238,7 @@ def _tail(name: str, t: float, a: float, cut: float) -> float:
     return quad(dens, cut, np.inf, limit=400)[0]
 
 
+@pytest.mark.slow  # 4 s of fits; the Tsallis form's own tests run by default
 def test_the_tsallis_variation_closes_on_a_power_law_truth():
     """On pairs of a Tsallis spectrum (T = 0.13 GeV, q = 0.12: n ≈ 8, inside the range p–A
     meson spectra take) the Tsallis variation's refit finds the power law: q within 0.03 and

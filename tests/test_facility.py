@@ -108,6 +108,7 @@ def _clusters(address: str) -> list:
         gw.__dict__.pop("_loop_runner", None)
 
 
+@pytest.mark.slow  # a Gateway cluster (~7 s); the options refused and the unreachable gateway run by default
 def test_gateway_cluster_gets_the_named_environment(gateway):
     client, to_close = gateway_cluster(gateway, 2, {"environment": "coffea-2025"}, timeout=60)
     try:

@@ -241,6 +241,7 @@ def test_one_bin_rule_from_the_masses_and_from_the_workers(fixed, bins, window, 
         assert len(got) - 1 == max(1, min(bins, m.size // MIN_PAIRS))
 
 
+@pytest.mark.slow  # the measured λ_θ on the workers runs by default (the table test above)
 @pytest.mark.parametrize("executor", ["dask", "futures"])
 def test_fixed_lambda_polarisation_measured_on_the_workers(tmp_path, mock, monkeypatch, executor):
     """A fiducial selection at a fixed λ_θ on Dask or the process pool: the ``polarisation``
