@@ -452,11 +452,11 @@ class ParametricSampler:
         :meth:`sample` (its :attr:`e_max` and :attr:`falloff` included) from the mixture q of
         :class:`Tilt`'s components (its defaults without ``tilt``); ``weight`` = f p/q, p/q of
         the untruncated densities (:func:`log_mt_density`, the Gaussian) and f the fall-off
-        factor (:func:`falloff_weight`; 1 without one), ≤ the number of components. The bound acts on every component
-        alike (accept–reject on the mixture) and the fall-off is carried in the weight rather
-        than by rejection, so that the draws towards E_max, which it would thin by (1 − E/E_max)^n,
-        are all kept: the weights are right up to one constant, to be used self-normalised
-        (Σ w a / Σ w).
+        factor (:func:`falloff_weight`; 1 without one), at most the number of components. The
+        bound acts on every component alike (accept–reject on the mixture); the fall-off rides
+        on the weight rather than rejecting, so that the draws towards E_max, which it would
+        thin by (1 − E/E_max)^n, are all kept. The weights are right up to one constant, to be
+        used self-normalised (Σ w a / Σ w).
 
         References:
             Defensive mixture importance sampling: T. Hesterberg, Technometrics 37 (1995) 185.
