@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _tolerance import EPS64
 from test_volumes import family_pull
 
 from gammastar.physics.sampling import ParametricSampler
@@ -142,7 +143,7 @@ def test_window_draw_agrees_with_the_full_circle_and_has_more_samples() -> None:
     full = draw(Labelled(), 0.2, n_u, g, seed=2, channel="ee", azimuth_window=False)
     lo, hi = g.shapes().volume.azimuth_window()
     assert win.azimuth_fraction == pytest.approx((hi - lo) / (2 * math.pi), rel=1e-15)
-    assert full.azimuth_fraction == 1.0
+    assert full.azimuth_fraction == pytest.approx(1.0, rel=EPS64)  # no window: no factor
     pull = family_pull(3 * len(CTAUS))
     for part in ("all", "in volume", "extrapolated"):
         values = []
@@ -179,9 +180,10 @@ def test_window_keeps_every_other_random_step() -> None:
             np.zeros(n, dtype=np.int64), 1.0 / 3.0)  # fmt: skip
     k_u, _, cos_u, phi_u = _kinematics(*args)
     k_w, _, cos_w, phi_w = _kinematics(*args, phi_range=(lo, hi))
-    np.testing.assert_array_equal(cos_w, cos_u)  # the same draws, the same operations
-    np.testing.assert_array_equal(phi_w, phi_u)
-    np.testing.assert_array_equal(k_w.pz, k_u.pz)
+    # the same draws through the same operations: equal to a few ulp (another CPU may fuse
+    # or vectorise them differently)
+    for w, u in ((cos_w, cos_u), (phi_w, phi_u), (k_w.pz, k_u.pz)):
+        np.testing.assert_allclose(w, u, rtol=4 * EPS64, atol=4 * EPS64)
     # q_T from q_T cos φ, q_T sin φ: a few roundings apart
     np.testing.assert_allclose(np.hypot(k_w.px, k_w.py), np.hypot(k_u.px, k_u.py), rtol=1e-15)
     u = np.remainder(np.arctan2(k_u.py, k_u.px), 2 * np.pi) / (2 * np.pi)
@@ -206,18 +208,18 @@ AXIAL = {
 @pytest.mark.parametrize("case", list(AXIAL))
 def test_volume_reaching_the_axis_draws_as_before(case: str) -> None:
     """Where the volume reaches the beam axis (or is the window keys' cone) the draw is the
-    full circle's: the same arrays bit for bit as with the window turned off (the same
-    random draws and operations in one process) and no factor."""
+    full circle's: the same arrays as with the window turned off (the same random draws and
+    operations: a few ulp at most) and no factor."""
     g = Geometry(**AXIAL[case])
     sh = g.shapes()
     assert sh.volume.azimuth_window() is None
     for path in (False, True):
         a = draw(SAMPLER, 0.3, 4_000, g, seed=5, channel="mumu", shapes=path)
         b = draw(SAMPLER, 0.3, 4_000, g, seed=5, channel="mumu", shapes=path, azimuth_window=False)
-        assert a.azimuth_fraction == 1.0
+        assert a.azimuth_fraction == pytest.approx(1.0, rel=EPS64)
         for name in ("gbc", "hits", "cells"):
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-        np.testing.assert_array_equal(a.acceptance(CTAUS), b.acceptance(CTAUS))
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=4 * EPS64, atol=0)
+        np.testing.assert_allclose(a.acceptance(CTAUS), b.acceptance(CTAUS), rtol=4 * EPS64, atol=0)
 
 
 def test_in_volume_is_the_windowed_decay_probability() -> None:

@@ -94,7 +94,7 @@ def drawn(case: str, mass: float):
     # divisions and intersections: a few ulp)
     s_in, _ = g.shapes().volume.entry_exit(np.zeros(3), np.stack([k.px, k.py, k.pz]) / k.p)
     crosses = k.ok & ~np.isnan(s_in[0])
-    np.testing.assert_array_equal(crosses, smp.inside[:, 0])
+    np.testing.assert_array_equal(crosses, smp.inside[:, 0])  # booleans
     np.testing.assert_allclose(s_in[0, crosses], smp.cells[crosses, 0], rtol=1e-15, atol=0)
     return smp, k, daughters
 

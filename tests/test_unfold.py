@@ -207,6 +207,7 @@ def test_efficiency_map_cached_by_its_bytes(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(efficiency, "_read_root_hist", read)
     write_effmap(path, vals[::-1].copy())  # the same size, other values
     assert not efficiency.efficiency_map_cached(path)
+    # the written float64 values read back: a copy, exact
     np.testing.assert_array_equal(load_efficiency_map(path).values, vals[::-1])
     monkeypatch.setenv("GAMMASTAR_CACHE", "")
     monkeypatch.setattr(efficiency, "_read_root_hist", no_reader)
