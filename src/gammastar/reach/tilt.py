@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.physics.sampling import ParametricSampler, Tilt
+from gammastar.yields.extrapolation.nsig.draw import kish_size
 
 __all__ = ["EDGE_ROUNDS", "KISH_TARGET", "MODEL_SHARE", "edge_contributions", "edge_ctau", "edge_tilt",
            "fitted_tilt", "kish", "refit"]
@@ -36,15 +37,15 @@ help: below it the flow's own samples, which no tilt moves, decide the edge."""
 
 
 def kish(c: ArrayLike) -> float:
-    """Kish's effective sample size (Σc)²/Σc² of the contributions ``c`` (0 when all are 0).
+    """Kish's effective sample size (Σc)²/Σc² of the contributions ``c`` (0 when all are 0;
+    :func:`~gammastar.yields.extrapolation.nsig.draw.kish_size` of their sums).
 
     Example:
         >>> kish([1.0, 1.0, 0.0, 2.0])
         2.6666666666666665
     """
     c = np.asarray(c, dtype=np.float64)
-    s2 = float(np.sum(c * c))
-    return float(np.sum(c) ** 2 / s2) if s2 > 0 else 0.0
+    return float(kish_size(np.array([c.sum()]), np.array([np.sum(c * c)]))[0])
 
 
 def edge_ctau(eps: ArrayLike, nsig: ArrayLike, ctau1: float, level: float) -> float | None:
@@ -76,11 +77,7 @@ def edge_contributions(samples: Mapping[str, Any], brs: Mapping[str, float],
     (:meth:`~gammastar.reach.acceptance.KinematicSample.acceptance_per_sample`), the channels'
     samples made from one draw (same order)."""
     total = sum(brs.values())
-    out: NDArray[np.float64] | None = None
-    for ch, x in samples.items():
-        a = brs[ch] / total * x.acceptance_per_sample([ctau])[:, 0]
-        out = a if out is None else out + a
-    assert out is not None
+    out = sum(brs[ch] / total * x.acceptance_per_sample([ctau])[:, 0] for ch, x in samples.items())
     weight = next(iter(samples.values())).weight
     return out if weight is None else out * weight
 

@@ -224,29 +224,29 @@ def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
               base: dict[str, Size]) -> dict[str, Size]:  # fmt: skip
     """``base`` with each per-ε nuisance of ``point`` (``kinematic_model``, ``extrapolation``,
     ``acceptance_lambda_theta``) at ε = ``at`` (:func:`edge_size`: where N_sig is not resolved
-    there, the largest resolved size at the mass, never below ``base``'s), ``extrapolation``
-    per side where ``ex_sides``. Why per edge: the two
+    there, the largest resolved size at the mass, never below ``base``'s), each side of a
+    two-sided one (``ex_sides``) alike. Why per edge: the two
     boundaries are two hypothesis tests at two ε, and a far-forward detector's N_sig is known
     far less well at its short-lifetime edge (the model's tail towards the beam energy) than
     at its long-lifetime one."""
     out = dict(base)
-    for name, rel in (("kinematic_model", point.kin_rel), ("extrapolation", point.ex_rel),
-                      ("acceptance_lambda_theta", point.lam_rel)):  # fmt: skip
-        if rel is None or name not in base:
+    ex = point.ex_sides if point.ex_sides is not None else _one_side(point.ex_rel)
+    for name, sides in (("kinematic_model", _one_side(point.kin_rel)), ("extrapolation", ex),
+                        ("acceptance_lambda_theta", _one_side(point.lam_rel))):  # fmt: skip
+        if sides is None or name not in base:
             continue
         b = base[name]
-        if name == "extrapolation" and point.ex_sides is not None:
-            floors = b if isinstance(b, tuple) else (b, b)
-            up, down = (
-                edge_size(eps, r, at, f)[0] for r, f in zip(point.ex_sides, floors, strict=True)
-            )
-            if up is not None and down is not None:
-                out[name] = (up, down)
-            continue
-        v, _ = edge_size(eps, rel, at, b[0] if isinstance(b, tuple) else b)
-        if v is not None:
-            out[name] = v
+        floors = b[: len(sides)] if isinstance(b, tuple) else (b,) * len(sides)
+        got = [edge_size(eps, r, at, f)[0] for r, f in zip(sides, floors, strict=True)]
+        ok = [v for v in got if v is not None]
+        if len(ok) == len(got):  # one size each of r₊, r₋, or the symmetric r
+            out[name] = (ok[0], ok[1]) if len(ok) == 2 else ok[0]
     return out
+
+
+def _one_side(rel: NDArray | None) -> tuple[NDArray, ...] | None:
+    """A symmetric per-ε size as the one side :func:`_sizes_at` takes (``None``: none)."""
+    return None if rel is None else (rel,)
 
 
 def _same_sizes(a: dict[str, Size], b: dict[str, Size]) -> bool:

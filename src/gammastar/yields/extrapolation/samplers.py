@@ -170,13 +170,7 @@ class ExtrapolatedSampler:
         model); ``None`` where the flow gives every sample (below the seam with one)."""
         if self.seam is not None and mass < self.seam:
             return self.below_sampler(mass) if self.inside is None else None
-        if self.arm_covers(mass):
-            return _model_sampler(self.model_at(mass), mass, self.e_max)
-        _, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
-        power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
-        a_pow = 0.0 if power_at is None else float(power_at(mass))
-        falloff = _falloff_of(self.extrapolation)
-        return ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff)
+        return _model_sampler(self.model_at(mass), mass, self.e_max)
 
     def arm_covers(self, mass: float) -> bool:
         """Whether :meth:`sample` takes ``mass`` from the arm's model: no flow, an ``arm``,
@@ -220,8 +214,9 @@ class ExtrapolatedSampler:
 def _model_sampler(ex: Extrapolation, mass: float, e_max: float | None) -> ParametricSampler:
     """The analytic sampler of a fitted model's (T, ȳ, σ_y, a) at ``mass``."""
     _, t, mu, s = (float(v) for v in ex.at(mass))
-    return ParametricSampler(t, mu, s, power=float(ex.power_at(mass)), e_max=e_max,
-                             falloff=_falloff_of(ex))  # fmt: skip
+    power_at = getattr(ex, "power_at", None)  # a duck-typed model: a = 0
+    a_pow = 0.0 if power_at is None else float(power_at(mass))
+    return ParametricSampler(t, mu, s, power=a_pow, e_max=e_max, falloff=_falloff_of(ex))
 
 
 def _falloff_of(ex: Any) -> tuple[float, float] | None:
