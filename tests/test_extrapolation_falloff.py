@@ -13,6 +13,7 @@ from test_extrapolation import MASS, TRUE, _ToyRegion
 from test_extrapolation_xf import E_BEAM, _xf_draws, _xf_pairs
 
 from gammastar.errors import InputError
+from gammastar.physics.constants import mass
 from gammastar.physics.sampling import ParametricSampler, falloff_weight, sample_pt_y
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.extrapolation.likelihood import FitGroup, _group_terms
@@ -45,16 +46,18 @@ def test_the_compiled_sums_hold_the_factor():
 
 
 def test_the_fit_with_the_fall_off_closes_on_its_own_draws():
-    """Pairs of the nominal × (1 − E/E_beam)^4 at E_beam = 50 GeV through the toy's
-    acceptance, fitted with that fall-off: f_F within 0.04 of the truth's (the tolerance of
-    the ``xf_suppressed`` variation's own closure on these pairs, where the nominal blind to
-    the factor misses by more than 0.1: test_extrapolation_xf); the fall-off's two variations bracket
-    the nominal (a harder tail leaves less in F), the record and the form say n and E_beam,
-    and ``xf_suppressed`` is not a variation beside it."""
+    """Pairs of the nominal × (1 − E/E_beam)^4 at E_beam = 50 GeV and m = 0.5 GeV through the
+    toy's acceptance, fitted with the mesons' fall-off n = 3, which the γ* below the η mass
+    take as n + 1 = 4 (two-body Dalitz decays): f_F within 0.04 of the truth's (the tolerance
+    of the ``xf_suppressed`` variation's own closure on these pairs, where the nominal blind to
+    the factor misses by more than 0.1: test_extrapolation_xf); the fall-off's two variations
+    bracket the nominal (a harder tail leaves less in F), the record and the form say n, the
+    η mass and E_beam, and ``xf_suppressed`` is not a variation beside it."""
     region = _ToyRegion()
     pairs = _xf_pairs(region)
+    n = XF_POWER - 1.0  # the mesons'; the γ* at MASS < m_η fall with n + 1 = XF_POWER
     settings = FitSettings(y_mean=TRUE[1], seed=7, beam_energy=E_BEAM, compare=False,
-                           falloff=(XF_POWER, 1.0), falloff_source="a test")  # fmt: skip
+                           falloff=(n, 1.0), falloff_source="a test")  # fmt: skip
     ex = fit_extrapolation(*pairs, [0.45, 0.55], region, settings=settings)
     truth = fiducial_fraction(region, MASS, TRUE, form=NOMINAL.with_falloff(XF_POWER, E_BEAM))
     assert ex.fiducial_fraction[0] == pytest.approx(truth, abs=0.04)
@@ -62,20 +65,50 @@ def test_the_fit_with_the_fall_off_closes_on_its_own_draws():
     assert "xf_suppressed" not in var
     assert "logistic_y" in var
     hard, soft = var["falloff_harder"], var["falloff_softer"]
-    assert hard["x_power"] == pytest.approx(XF_POWER - 1.0, rel=1e-15)
-    assert soft["x_power"] == pytest.approx(XF_POWER + 1.0, rel=1e-15)
-    assert var["logistic_y"]["x_power"] == pytest.approx(XF_POWER, rel=1e-15)
+    assert hard["x_power"] == pytest.approx(n - 1.0, rel=1e-15)
+    assert soft["x_power"] == pytest.approx(n + 1.0, rel=1e-15)
+    assert var["logistic_y"]["x_power"] == pytest.approx(n, rel=1e-15)
+    assert hard["dalitz_mass"] == pytest.approx(mass("eta"), rel=1e-15)
     f0 = ex.fiducial_fraction[0]
     assert hard["fiducial_fraction"][0] < f0 < soft["fiducial_fraction"][0]
     again = Extrapolation.from_dict(ex.as_dict())
     # the record through yields.json's dictionary: the settings' numbers, copied
     fo = again.falloff
     assert fo["source"] == "a test"
-    assert (fo["n"], fo["error"], fo["beam_energy"]) == pytest.approx(
-        (XF_POWER, 1.0, E_BEAM), rel=1e-15
+    assert (fo["n"], fo["error"], fo["beam_energy"], fo["dalitz_mass"]) == pytest.approx(
+        (n, 1.0, E_BEAM, mass("eta")), rel=1e-15
     )
-    assert again.form.x_power == pytest.approx(XF_POWER, rel=1e-15)
+    assert again.form.power_at(MASS) == pytest.approx(XF_POWER, rel=1e-15)
+    assert again.form.power_at(0.78) == pytest.approx(n, rel=1e-15)
     assert again.form.beam_energy == pytest.approx(E_BEAM, rel=1e-15)
+
+
+def test_without_the_dalitz_step_the_fit_takes_n_at_every_mass():
+    """``falloff_dalitz=False``: the fall-off n itself below the η mass too, so the fit at
+    n = 4 closes on the same pairs (within the 0.04 above) and records no ``dalitz_mass``; a
+    ``yields.json`` record without the key (as before the step) reads back the same way."""
+    region = _ToyRegion()
+    settings = FitSettings(y_mean=TRUE[1], seed=7, beam_energy=E_BEAM, compare=False,
+                           falloff=(XF_POWER, 1.0), falloff_dalitz=False)  # fmt: skip
+    ex = fit_extrapolation(*_xf_pairs(region), [0.45, 0.55], region, settings=settings)
+    truth = fiducial_fraction(region, MASS, TRUE, form=NOMINAL.with_falloff(XF_POWER, E_BEAM))
+    assert ex.fiducial_fraction[0] == pytest.approx(truth, abs=0.04)
+    assert "dalitz_mass" not in ex.falloff
+    assert Extrapolation.from_dict(ex.as_dict()).form.power_at(MASS) == pytest.approx(XF_POWER, rel=1e-15)
+
+
+def test_the_model_sampler_takes_the_fall_off_of_its_mass():
+    """The fitted model's sampler at a mass below the η mass draws with n + 1, above it with n
+    (the record's ``dalitz_mass``)."""
+    from types import SimpleNamespace
+
+    from gammastar.yields.extrapolation.samplers import _falloff_of
+
+    model = SimpleNamespace(falloff={"n": 3.0, "beam_energy": E_BEAM, "dalitz_mass": mass("eta")})
+    assert _falloff_of(model, 0.2) == pytest.approx((4.0, E_BEAM), rel=1e-15)
+    assert _falloff_of(model, 0.78) == pytest.approx((3.0, E_BEAM), rel=1e-15)
+    model.falloff = {"n": 3.0, "beam_energy": E_BEAM}  # a record from before the step
+    assert _falloff_of(model, 0.2) == pytest.approx((3.0, E_BEAM), rel=1e-15)
 
 
 def test_a_fall_off_needs_the_beam_energy():

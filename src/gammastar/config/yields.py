@@ -301,7 +301,8 @@ class YieldsConfig(Section):
     """The fall-off of the extrapolation model towards x_F → 1: its density × (1 − E/E_beam)^n
     (E = m_T cosh y, E_beam the beam's), ``{value, error, source}`` for n, or ``measured``: the
     n that measured forward meson spectra give
-    (:data:`gammastar.yields.extrapolation.model.FALLOFF`). The error enters the
+    (:data:`gammastar.yields.extrapolation.model.FALLOFF`). n is the mesons': below the η mass
+    the γ*, from two-body Dalitz decays, fall with n + 1. The error enters the
     extrapolation's error as two model variations, n ∓ error. ``None``: no fall-off, a
     Gaussian rapidity cut only at the beam energy (the hardest tail: docs/explanation/physics.md)."""
     extrapolation_y_mean: Literal["beam_cm", "fitted", "auto"] = "beam_cm"

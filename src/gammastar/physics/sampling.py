@@ -75,10 +75,10 @@ def limit_rapidity(
     return y
 
 
-def falloff_weight(energy: Array, beam_energy: float, n: float) -> Array:
-    """(1 − E/E_beam)^n, 0 at and above the beam energy: the fall-off of meson production
-    towards x_F → 1 (the lab energy fraction standing for x_F; docs/explanation/physics.md
-    §3.4).
+def falloff_weight(energy: Array, beam_energy: float, n: float | Array) -> Array:
+    """(1 − E/E_beam)^n (n one number or one per energy), 0 at and above the beam energy: the
+    fall-off of meson production towards x_F → 1 (the lab energy fraction standing for x_F;
+    docs/explanation/physics.md §3.4).
 
     Example:
         >>> float(falloff_weight(np.array([100.0]), 400.0, 2.0)[0])

@@ -200,7 +200,7 @@ def _fit_form(fit: JointFit, form: ModelForm, mu_fixed: float | None, ts: NDArra
     sigma = fit.x[1] if fit.external is not None else None
     if form.factor is not None:  # the generator's own centre and width: both free
         return _fit_rapidity(fit, form, None, None)
-    if form.x_power != fit.form.x_power:  # a fall-off the fit does not hold
+    if (form.x_power, form.dalitz_mass) != (fit.form.x_power, fit.form.dalitz_mass):  # not the fit's fall-off
         return _fit_rapidity(fit, form, mu_fixed, sigma)
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
         mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
@@ -254,7 +254,7 @@ def variation_forms(nominal: ModelForm, beam_energy: float | None,
     ``falloff_error`` the nominal at n ∓ that error (``falloff_harder``, ``falloff_softer``;
     n ≥ 0) stands in for ``xf_suppressed``, the fall-off the fit does not hold; without one,
     ``xf_suppressed`` at ``beam_energy``."""
-    n, energy = nominal.x_power, nominal.beam_energy
+    n, energy, dalitz = nominal.x_power, nominal.beam_energy, nominal.dalitz_mass
     out = {}
     for name in MODEL_VARIATIONS:
         form = FORMS[name]
@@ -262,10 +262,11 @@ def variation_forms(nominal: ModelForm, beam_energy: float | None,
             if not n:
                 out[name] = form.at_beam(beam_energy)
             continue
-        out[name] = form.with_falloff(n, energy) if n else form
+        out[name] = form.with_falloff(n, energy, dalitz) if n else form
     if n and falloff_error > 0:
-        out["falloff_harder"] = FORMS["falloff_harder"].with_falloff(max(n - falloff_error, 0.0), energy)
-        out["falloff_softer"] = FORMS["falloff_softer"].with_falloff(n + falloff_error, energy)
+        out["falloff_harder"] = FORMS["falloff_harder"].with_falloff(
+            max(n - falloff_error, 0.0), energy, dalitz)
+        out["falloff_softer"] = FORMS["falloff_softer"].with_falloff(n + falloff_error, energy, dalitz)
     return out
 
 
@@ -395,6 +396,8 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
         }
         if form.x_power:
             record[name].update(x_power=form.x_power, beam_energy=form.beam_energy)
+            if form.dalitz_mass is not None:
+                record[name]["dalitz_mass"] = form.dalitz_mass
         if name.startswith("falloff_"):
             record[name]["description"] = f"{form.description}: n = {form.x_power:.3g}"
         if form.factor is not None:

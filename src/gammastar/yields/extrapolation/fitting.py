@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.config import AnalysisConfig
 from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
+from gammastar.physics.constants import mass
 from gammastar.physics.kinematics import cm_rapidity
 from gammastar.yields.extrapolation.errors import (
     external_shift,
@@ -120,6 +121,10 @@ class FitSettings:
     two model variations; ``None``: no fall-off (``xf_suppressed`` a variation instead)."""
     falloff_source: str | None = None
     """Where the fall-off comes from (recorded)."""
+    falloff_dalitz: bool = True
+    """With a fall-off: its n is the parent mesons', and below the η mass, where the γ* come
+    from the two-body Dalitz decays π⁰, η → γγ*, the γ* fall with n + 1
+    (:attr:`ModelForm.dalitz_mass`); ``False``: n at every mass."""
     template: TemplateSample | None = None
     """A generator's γ* (``yields.extrapolation_template``): with it the
     ``generator_template`` form, the model × the generator's rapidity shape on the fit's mass
@@ -235,16 +240,21 @@ def _nominal_form(settings: FitSettings) -> ModelForm:
         raise InputError("extrapolation: a fall-off (1 - E/E_beam)^n needs beam.energy")
     if not (n >= 0 and err >= 0):
         raise InputError(f"extrapolation: the fall-off's n and error must be >= 0, not {n} +- {err}")
-    return NOMINAL.with_falloff(n, settings.beam_energy)
+    dalitz = mass("eta") if settings.falloff_dalitz else None
+    return NOMINAL.with_falloff(n, settings.beam_energy, dalitz)
 
 
 def _falloff_record(form: ModelForm, settings: FitSettings) -> dict[str, Any] | None:
-    """``yields.json`` ``extrapolation.falloff``: ``{n, error, beam_energy, source}``."""
+    """``yields.json`` ``extrapolation.falloff``: ``{n, error, beam_energy, source}``, and
+    ``dalitz_mass`` where the γ* fall with n + 1 below it."""
     if settings.falloff is None or form.beam_energy is None:
         return None
-    return {"n": float(form.x_power), "error": float(settings.falloff[1]),
-            "beam_energy": float(form.beam_energy),
-            "source": settings.falloff_source or "not stated"}  # fmt: skip
+    out = {"n": float(form.x_power), "error": float(settings.falloff[1]),
+           "beam_energy": float(form.beam_energy),
+           "source": settings.falloff_source or "not stated"}  # fmt: skip
+    if form.dalitz_mass is not None:
+        out["dalitz_mass"] = form.dalitz_mass
+    return out
 
 
 def _template_on(sample: TemplateSample | None, edges: NDArray) -> Any:

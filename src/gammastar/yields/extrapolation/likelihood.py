@@ -84,7 +84,7 @@ def _log_h(grp: FitGroup, form: ModelForm) -> tuple[NDArray[np.float64], float]:
     pairs hold ln p without it."""
     if not form.has_factor:
         return np.zeros(grp.y_.size), 0.0
-    key = (form.x_power, form.beam_energy, form.factor)
+    key = (form.x_power, form.beam_energy, form.dalitz_mass, form.factor)
     cache = grp.__dict__.setdefault("_log_h", {})
     if key not in cache:
         lh = np.asarray(form.log_factor(grp.m_, np.asarray(grp[1], dtype=np.float64), grp.y_),

@@ -404,7 +404,8 @@ energy fraction stands for x_F, the two meeting at x_F → 1, where the forward 
 short lifetimes look."""
 
 
-def _log_xf(m: ArrayLike, pt: ArrayLike, y: ArrayLike, beam_energy: float, n: float) -> NDArray:
+def _log_xf(m: ArrayLike, pt: ArrayLike, y: ArrayLike, beam_energy: float,
+            n: float | NDArray) -> NDArray:  # fmt: skip
     """n ln(1 − E/E_beam) at E = m_T cosh y; −∞ at and above the beam energy.
 
     Example:
@@ -463,6 +464,11 @@ class ModelForm:
     normalises on its grid)."""
     beam_energy: float | None = None
     """E_beam of :attr:`x_power`'s factor (GeV; :meth:`at_beam`)."""
+    dalitz_mass: float | None = None
+    """Below this mass (GeV) :attr:`x_power`'s n is the parent mesons' and the γ*'s factor
+    falls with n + 1 (:meth:`power_at`): a γ* from a two-body Dalitz decay P → γγ* carries a
+    share z of its parent's energy spread evenly up to 1, and ∫ dz/z (1 − x/z)^n ∝
+    (1 − x)^{n+1} as x → 1 (:data:`XF_POWER`). ``None``: n at every mass."""
     factor: Factor | None = None
     """A parameter-free factor h(m, p_T, y) on the density, as ``factor(m, pt, y)`` → ln h
     (a generator's rapidity shape: :class:`~gammastar.yields.extrapolation.template.RapidityTemplate`);
@@ -477,14 +483,29 @@ class ModelForm:
         """This form at the beam energy ``energy`` (itself where it has no factor)."""
         return dataclasses.replace(self, beam_energy=energy) if self.x_power else self
 
-    def with_falloff(self, n: float, energy: float | None) -> ModelForm:
+    def with_falloff(self, n: float, energy: float | None,
+                     dalitz_mass: float | None = None) -> ModelForm:  # fmt: skip
         """This form × (1 − E/E_beam)^``n`` at the beam energy ``energy`` (:attr:`x_power`;
-        itself at n = 0): the fitted model's fall-off towards x_F → 1 (:data:`FALLOFF`)."""
+        itself at n = 0), n + 1 below ``dalitz_mass`` (:attr:`dalitz_mass`): the fitted
+        model's fall-off towards x_F → 1 (:data:`FALLOFF`)."""
         if not n:
-            return dataclasses.replace(self, x_power=0.0, beam_energy=None)
+            return dataclasses.replace(self, x_power=0.0, beam_energy=None, dalitz_mass=None)
         if energy is None:
             raise ValueError(f"model form {self.name!r}: a fall-off needs the beam energy")
-        return dataclasses.replace(self, x_power=float(n), beam_energy=float(energy))
+        return dataclasses.replace(self, x_power=float(n), beam_energy=float(energy),
+                                   dalitz_mass=None if dalitz_mass is None else float(dalitz_mass))  # fmt: skip
+
+    def power_at(self, m: ArrayLike) -> NDArray | float:
+        """The fall-off's n at mass ``m``: :attr:`x_power`, + 1 below :attr:`dalitz_mass`.
+
+        Example:
+            >>> form = NOMINAL.with_falloff(3.0, 400.0, dalitz_mass=0.548)
+            >>> [float(v) for v in form.power_at(np.array([0.2, 0.8]))]
+            [4.0, 3.0]
+        """
+        if self.dalitz_mass is None:
+            return self.x_power
+        return self.x_power + (np.asarray(m, dtype=np.float64) < self.dalitz_mass)
 
     def log_factor(self, m, pt, y) -> NDArray | float:
         """ln of the factors (1 − E/E_beam)^n (:attr:`x_power`) and :attr:`factor` (0
@@ -496,7 +517,7 @@ class ModelForm:
             return out
         if self.beam_energy is None:
             raise ValueError(f"model form {self.name!r} needs the beam energy (ModelForm.at_beam)")
-        return out + _log_xf(m, pt, y, self.beam_energy, self.x_power)
+        return out + _log_xf(m, pt, y, self.beam_energy, self.power_at(m))
 
     def log_p(self, m, pt, y, t, mu, s, a: float = 0.0) -> NDArray:
         """ln p(p_T, y) = ln p(p_T) + ln p(y) + :meth:`log_factor` (not normalised with a
@@ -643,7 +664,7 @@ fitted factor for most; kept for fewer bins, each pass would compute every grid 
 def _factor_grid(form: ModelForm, m: float) -> NDArray[np.float64]:
     """h = e^{:meth:`ModelForm.log_factor`} on the quadrature grid at mass ``m``, kept for the
     last :data:`_FACTOR_GRIDS_KEPT` (mass, factor)."""
-    key = (m, form.x_power, form.beam_energy, form.factor)
+    key = (m, float(form.power_at(m)), form.beam_energy, form.factor)
     got = _FACTOR_GRIDS.get(key)
     if got is None:
         got = np.exp(form.log_factor(m, _PT_GRID, _Y[None, :]))
@@ -662,7 +683,7 @@ def _factor_sums(form: ModelForm, m: float, pt_par: tuple[float, float],
     :data:`_FACTOR_SUMS_KEPT` arguments: a fit maps a form onto σ_y and varies only the
     rapidity at each bin's (T, a), where this is the whole grid's cost."""
     t, a = pt_par
-    key = (float(m), t, a, form.log_pt_family, form.power_offset, form.x_power,
+    key = (float(m), t, a, form.log_pt_family, form.power_offset, float(form.power_at(m)),
            form.beam_energy, form.factor, hash(inside.tobytes()))  # fmt: skip
     got = _FACTOR_SUMS.get(key)
     if got is None:

@@ -123,7 +123,7 @@ class ReferenceSample:
         factor (a fit evaluates it at every step)."""
         if not form.has_factor:
             return self._log_ref
-        key = (form.x_power, form.beam_energy, form.factor)
+        key = (form.x_power, form.beam_energy, form.dalitz_mass, form.factor)
         got = self._with_factor.get(key)
         if got is None:
             with np.errstate(invalid="ignore"):

@@ -83,8 +83,9 @@ class Extrapolation:
     y_mean_fitted_err, y_mean_fixed, threshold, decision}`` (``fitted``: ȳ from the data,
     ``fixed``: at the c.m. rapidity with the stated error); ``None`` without the rule."""
     falloff: dict[str, Any] | None = None
-    """The model's fall-off towards x_F → 1, ``{n, error, beam_energy, source}``: its density
-    × (1 − E/E_beam)^n (:attr:`form`); ``None``: none."""
+    """The model's fall-off towards x_F → 1, ``{n, error, beam_energy, source}`` and, where
+    the γ* falls with n + 1 below a mass, ``dalitz_mass``: its density × (1 − E/E_beam)^n
+    (:attr:`form`); ``None``: none."""
 
     @property
     def form(self) -> ModelForm:
@@ -92,7 +93,8 @@ class Extrapolation:
         (:meth:`~gammastar.yields.extrapolation.model.ModelForm.with_falloff`)."""
         if not self.falloff:
             return NOMINAL
-        return NOMINAL.with_falloff(float(self.falloff["n"]), float(self.falloff["beam_energy"]))
+        fo = self.falloff
+        return NOMINAL.with_falloff(float(fo["n"]), float(fo["beam_energy"]), fo.get("dalitz_mass"))
 
     def layout(self) -> Layout:
         """The order of the free parameters in :attr:`covariance`

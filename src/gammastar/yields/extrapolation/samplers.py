@@ -216,14 +216,17 @@ def _model_sampler(ex: Extrapolation, mass: float, e_max: float | None) -> Param
     _, t, mu, s = (float(v) for v in ex.at(mass))
     power_at = getattr(ex, "power_at", None)  # a duck-typed model: a = 0
     a_pow = 0.0 if power_at is None else float(power_at(mass))
-    return ParametricSampler(t, mu, s, power=a_pow, e_max=e_max, falloff=_falloff_of(ex))
+    return ParametricSampler(t, mu, s, power=a_pow, e_max=e_max, falloff=_falloff_of(ex, mass))
 
 
-def _falloff_of(ex: Any) -> tuple[float, float] | None:
-    """``(n, E_beam)`` of a fitted model's fall-off (:attr:`Extrapolation.falloff`), or
-    ``None`` (none, or a duck-typed model without one)."""
+def _falloff_of(ex: Any, mass: float) -> tuple[float, float] | None:
+    """``(n, E_beam)`` of a fitted model's fall-off at ``mass`` (:attr:`Extrapolation.falloff`;
+    n + 1 below its ``dalitz_mass``), or ``None`` (none, or a duck-typed model without one)."""
     fo = getattr(ex, "falloff", None)
-    return None if not fo else (float(fo["n"]), float(fo["beam_energy"]))
+    if not fo:
+        return None
+    dalitz = fo.get("dalitz_mass")
+    return float(fo["n"]) + float(dalitz is not None and mass < dalitz), float(fo["beam_energy"])
 
 
 def sample_accepted(

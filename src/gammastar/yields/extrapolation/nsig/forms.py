@@ -170,7 +170,9 @@ def variation_form(name: str, rec: Mapping[str, Any]) -> Any:
     if not n:
         return form
     energy = rec.get("beam_energy")
-    return None if energy is None else form.with_falloff(float(n), float(energy))
+    if energy is None:
+        return None
+    return form.with_falloff(float(n), float(energy), rec.get("dalitz_mass"))
 
 
 _TEMPLATES: dict[int, tuple[Any, Any]] = {}
