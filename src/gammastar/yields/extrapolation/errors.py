@@ -200,7 +200,8 @@ def _fit_form(fit: JointFit, form: ModelForm, mu_fixed: float | None, ts: NDArra
     sigma = fit.x[1] if fit.external is not None else None
     if form.factor is not None:  # the generator's own centre and width: both free
         return _fit_rapidity(fit, form, None, None)
-    if (form.x_power, form.dalitz_mass) != (fit.form.x_power, fit.form.dalitz_mass):  # not the fit's fall-off
+    fall_off = (form.x_power, form.dalitz_mass)
+    if fall_off != (fit.form.x_power, fit.form.dalitz_mass):  # a fall-off the fit does not hold
         return _fit_rapidity(fit, form, mu_fixed, sigma)
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
         mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
