@@ -43,7 +43,8 @@ settings of docs/howto/cluster.md), ``--files`` input files of ``--events`` entr
 ``gammastar select CONFIG --executor dask --scheduler tcp://...`` command (a fresh process,
 imports included) and reads the driver's peak memory (``wait4``) and the bytes it received
 (the pickled chunk outputs and second-pass results); a 2-worker run on files of a quarter of
-the size gives the same figures at that size. Prints the 2-against-1 speed-up.
+the size gives the same figures at that size. Prints the 2-against-1 speed-up, and beside it
+the machine's capacity for two processes measured first in the same run (its ceiling).
 
 ``--selection shipped`` (the default of ``--scheduler`` and ``--scaling``) keeps the config's
 selection as shipped (the per-pair acceptance, a measured λ_θ, η → μμ by truth); ``light``
@@ -990,7 +991,10 @@ def counts_agree(a: object, b: object, rel: float = 1e-12) -> bool:
 
 def scale_out(args: argparse.Namespace, work: Path) -> None:
     """1 against 2 workers on a running scheduler (best of ``--repeat``, the order alternated),
-    and a 2-worker run at a quarter of the events; one JSON line at the end."""
+    and a 2-worker run at a quarter of the events; the machine's capacity for 2 processes
+    measured first (:func:`machine_capacity`: the ceiling of the speed-up, printed beside it);
+    one JSON line at the end."""
+    cap = machine_capacity([1, 2], max(3, args.repeat))[2]
     files = scale_inputs(args, work, args.events)
     cfg = scale_config(work, files, args.config, args.selection)
     runs: dict[int, list[dict]] = {1: [], 2: []}
@@ -1017,6 +1021,10 @@ def scale_out(args: argparse.Namespace, work: Path) -> None:
         "chunk_entries": 500_000,
         "one_worker_seconds": one["seconds"], "two_workers_seconds": two["seconds"],
         "speedup_2_vs_1": one["seconds"] / two["seconds"],
+        "capacity_2": cap["speedup"],
+        "speedup_of_capacity": one["seconds"] / two["seconds"] / cap["speedup"],
+        "process_speedup_of_capacity": one["timings"]["process"] / two["timings"]["process"]
+        / cap["speedup"],
         "one_worker_process_seconds": one["timings"]["process"],
         "two_workers_process_seconds": two["timings"]["process"],
         "driver_received_bytes_per_event": two["received_bytes_per_event"],
