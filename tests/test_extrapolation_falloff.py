@@ -89,7 +89,8 @@ def test_without_the_dalitz_step_the_fit_takes_n_at_every_mass():
     ``yields.json`` record without the key (as before the step) reads back the same way."""
     region = _ToyRegion()
     settings = FitSettings(y_mean=TRUE[1], seed=7, beam_energy=E_BEAM, compare=False,
-                           falloff=(XF_POWER, 1.0), falloff_dalitz=False)  # fmt: skip
+                           falloff=(XF_POWER, 1.0), falloff_dalitz=False,
+                           model_variations=False)  # fmt: skip
     ex = fit_extrapolation(*_xf_pairs(region), [0.45, 0.55], region, settings=settings)
     truth = fiducial_fraction(region, MASS, TRUE, form=NOMINAL.with_falloff(XF_POWER, E_BEAM))
     assert ex.fiducial_fraction[0] == pytest.approx(truth, abs=0.04)
