@@ -50,8 +50,8 @@ def _source() -> Source:
 def test_fitted_tilt_resolves_an_off_axis_edge():
     """An annulus at 60–100 mrad, 80–160 m, cτ = 3 cm (only fast, wide-angle A′ reach it):
     the default mixture's 20,000 draws leave a Kish size below 100 there; with the fitted
-    component it passes 100 and triples (measured 34 → 279), and the acceptance agrees with 10× more draws of
-    the default mixture within 4σ (σ from the per-sample terms of both)."""
+    component it passes 100 and triples (measured 34 → 279), and the acceptance agrees with
+    10× more draws of the default mixture within 4σ (σ from the per-sample terms of both)."""
     src = _source()
     geo = Geometry(l1=80.0, l2=160.0, theta_min=0.06, theta_max=0.1)
     ctau, ch = 0.03, ("ee",)

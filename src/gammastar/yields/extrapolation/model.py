@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.physics.sampling import falloff_weight
 from gammastar.yields._fiducial_bound import inside_at_mass, inside_at_mass_each
 
-__all__ = ["BOUNDS", "FALLOFF", "FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "TWO_SIDED", "XF_POWER", "Falloff", "ModelForm", "fiducial_fraction", "grid_in_f", "grids_in_f", "log_pt_of", "log_y_gauss", "pt_terms"]
+__all__ = ["BOUNDS", "FALLOFF", "FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "TWO_SIDED", "XF_POWER", "Falloff", "ModelForm", "falloff_power", "fiducial_fraction", "grid_in_f", "grids_in_f", "log_pt_of", "log_y_gauss", "pt_terms"]
 
 MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
@@ -404,6 +404,19 @@ energy fraction stands for x_F, the two meeting at x_F → 1, where the forward 
 short lifetimes look."""
 
 
+def falloff_power(n: float, m: ArrayLike, dalitz_mass: float | None) -> NDArray | float:
+    """The γ*'s fall-off n at mass ``m`` from the mesons' ``n``: n + 1 below ``dalitz_mass``
+    (the two-body Dalitz γ*: :attr:`ModelForm.dalitz_mass`), n elsewhere and without one.
+
+    Example:
+        >>> float(falloff_power(3.0, 0.2, 0.548)), float(falloff_power(3.0, 0.2, None))
+        (4.0, 3.0)
+    """
+    if dalitz_mass is None:
+        return n
+    return n + (np.asarray(m, dtype=np.float64) < dalitz_mass)
+
+
 def _log_xf(m: ArrayLike, pt: ArrayLike, y: ArrayLike, beam_energy: float,
             n: float | NDArray) -> NDArray:  # fmt: skip
     """n ln(1 − E/E_beam) at E = m_T cosh y; −∞ at and above the beam energy.
@@ -496,16 +509,15 @@ class ModelForm:
                                    dalitz_mass=None if dalitz_mass is None else float(dalitz_mass))  # fmt: skip
 
     def power_at(self, m: ArrayLike) -> NDArray | float:
-        """The fall-off's n at mass ``m``: :attr:`x_power`, + 1 below :attr:`dalitz_mass`.
+        """The fall-off's n at mass ``m`` (:func:`falloff_power` of :attr:`x_power` and
+        :attr:`dalitz_mass`).
 
         Example:
             >>> form = NOMINAL.with_falloff(3.0, 400.0, dalitz_mass=0.548)
             >>> [float(v) for v in form.power_at(np.array([0.2, 0.8]))]
             [4.0, 3.0]
         """
-        if self.dalitz_mass is None:
-            return self.x_power
-        return self.x_power + (np.asarray(m, dtype=np.float64) < self.dalitz_mass)
+        return falloff_power(self.x_power, m, self.dalitz_mass)
 
     def log_factor(self, m, pt, y) -> NDArray | float:
         """ln of the factors (1 − E/E_beam)^n (:attr:`x_power`) and :attr:`factor` (0

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from gammastar.errors import InputError
 from gammastar.physics.sampling import ParametricSampler, Tilt
-from gammastar.yields.extrapolation.model import MODEL_NAME
+from gammastar.yields.extrapolation.model import MODEL_NAME, falloff_power
 from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = ["ExtrapolatedSampler", "RecordingSampler", "sample_accepted"]
@@ -225,8 +225,8 @@ def _falloff_of(ex: Any, mass: float) -> tuple[float, float] | None:
     fo = getattr(ex, "falloff", None)
     if not fo:
         return None
-    dalitz = fo.get("dalitz_mass")
-    return float(fo["n"]) + float(dalitz is not None and mass < dalitz), float(fo["beam_energy"])
+    n = falloff_power(float(fo["n"]), mass, fo.get("dalitz_mass"))
+    return float(n), float(fo["beam_energy"])
 
 
 def sample_accepted(
