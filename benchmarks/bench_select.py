@@ -44,7 +44,10 @@ settings of docs/howto/cluster.md), ``--files`` input files of ``--events`` entr
 imports included) and reads the driver's peak memory (``wait4``) and the bytes it received
 (the pickled chunk outputs and second-pass results); a 2-worker run on files of a quarter of
 the size gives the same figures at that size. Prints the 2-against-1 speed-up, and beside it
-the machine's capacity for two processes measured first in the same run (its ceiling).
+the machine's capacity for two processes measured first in the same run (its ceiling), each
+run's time outside the workers' two phases (the start-up: interpreter and imports; the
+config, the cluster connection, the input checks, the histograms and the writing) and the
+speed-up that this serial part leaves reachable at that capacity.
 
 ``--selection shipped`` (the default of ``--scheduler`` and ``--scaling``) keeps the config's
 selection as shipped (the per-pair acceptance, a measured λ_θ, η → μμ by truth); ``light``
@@ -808,6 +811,8 @@ def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
 
 # --------------------------------------------------------------------------- --scheduler
 DRIVER = r"""
+import time
+T0 = time.perf_counter()
 import json, os, pickle, sys
 # the bytes the driver receives: every chunk's output and every second-pass result, as
 # pickled for the transfer (Dask serialises them with pickle)
@@ -824,8 +829,14 @@ def combine(results):
     return _combine(results)
 processor.ChunkSink.add, reweight.combine = add, combine
 from gammastar.cli import main
+# what the command imports before its first task, here before the timer of main() (the same
+# imports, in the same process: the start-up that no worker shares)
+import distributed, gammastar.selection.stage, gammastar.selection.executors.dask_cluster
 sys.argv[0] = "gammastar"
+t_main = time.perf_counter()
+got["startup_s"] = t_main - T0
 code = main()  # as the gammastar script calls it
+got["main_s"] = time.perf_counter() - t_main
 with open(os.environ["GAMMASTAR_BENCH_OUT"], "w") as fh:
     json.dump(got, fh)
 sys.exit(code)
@@ -969,8 +980,15 @@ def timed_select(address: str, cfg: Path, outdir: Path) -> dict:
     got = json.loads(out.read_text())
     events = doc["counts"]["events"]
     received = got["chunk_outputs"] + got["second_pass"]
+    t = doc["timings_s"]
     return {
         "seconds": seconds, "driver_peak_rss_mb": usage.ru_maxrss / 1024, "events": events,
+        # the driver alone: the interpreter and its imports, the time main() spends outside
+        # the two phases on the workers (config, cluster connection, input checks, the
+        # histograms, writing), and the whole command outside those phases
+        "startup_s": seconds - got["main_s"],
+        "driver_in_main_s": got["main_s"] - t["process"] - t["postprocess"],
+        "serial_s": seconds - t["process"] - t["postprocess"],
         "received_bytes": received, "received_bytes_per_event": received / events,
         "chunks": got["chunks"], "counts": doc["counts"], "timings": doc["timings_s"],
         "pairs_parts": len(list(pq.iterdir())) if (pq := outdir / "pairs.parquet").is_dir() else 1,
@@ -1014,6 +1032,16 @@ def scale_out(args: argparse.Namespace, work: Path) -> None:
           f"{small['driver_peak_rss_mb']:.0f} MB, received "
           f"{small['received_bytes_per_event']:.2f} B/event", flush=True)  # fmt: skip
     one, two = (min(runs[n], key=lambda r: r["seconds"]) for n in (1, 2))
+
+    # the best 2 workers can do: their own serial part, and the 1-worker run's phases on the
+    # workers (processing, the steps after it) sped up by the machine's capacity, or by 2
+    def bound(speedup: float) -> float:
+        return one["seconds"] / (two["serial_s"] + (one["seconds"] - one["serial_s"]) / speedup)
+
+    print(f"outside the workers' phases: 1 worker {one['serial_s']:.2f} s (start-up "
+          f"{one['startup_s']:.2f} s), 2 workers {two['serial_s']:.2f} s (start-up "
+          f"{two['startup_s']:.2f} s); the speed-up can reach {bound(cap['speedup']):.2f}x at "
+          f"this capacity, {bound(2.0):.2f}x on two free cores", flush=True)  # fmt: skip
     same = all(counts_agree(r["counts"], runs[1][0]["counts"]) for r in runs[1] + runs[2])
     print(json.dumps({
         "benchmark": "select-scale-out", "selection": args.selection,
@@ -1025,6 +1053,11 @@ def scale_out(args: argparse.Namespace, work: Path) -> None:
         "speedup_of_capacity": one["seconds"] / two["seconds"] / cap["speedup"],
         "process_speedup_of_capacity": one["timings"]["process"] / two["timings"]["process"]
         / cap["speedup"],
+        "speedup_bound_at_capacity": bound(cap["speedup"]), "speedup_bound_two_free_cores": bound(2.0),
+        "one_worker_serial_seconds": one["serial_s"], "two_workers_serial_seconds": two["serial_s"],
+        "startup_seconds": two["startup_s"],
+        "one_worker_postprocess_seconds": one["timings"]["postprocess"],
+        "two_workers_postprocess_seconds": two["timings"]["postprocess"],
         "one_worker_process_seconds": one["timings"]["process"],
         "two_workers_process_seconds": two["timings"]["process"],
         "driver_received_bytes_per_event": two["received_bytes_per_event"],
