@@ -65,6 +65,11 @@ TILT = 2.5
 the parents from e^{κy} p(y), for a Gaussian of σ ≈ 1.2 a shift of the mean by κσ² ≈ 3.6 units
 (3σ) forward, where a forward detector at short cτ looks (another third from a 3× harder p_T,
 where an off-axis one looks)."""
+DECAY_TILT = 3.0
+"""The truth's tilt κ_d of the Dalitz γ*'s polar angle in the parent frame
+(:meth:`gammastar_validation.truth.TiltedMesons.gstar_cos`): half the γ* from e^{κ_d cos θ},
+so that P(cos θ > 0.8), where the γ* take over 90% of their parent's energy, is about 0.28
+instead of 0.1 (the lightest masses' ε_high edges, their γ* the fastest of fast parents)."""
 
 
 def window_half_width(m: float) -> float:
@@ -684,8 +689,8 @@ def truth_samplers(
     :func:`window_half_width` of it: ``sources`` sources of only the channels that reach the
     window (:func:`gammastar_validation.truth.truth_gstar` ``window``: importance sampling by
     channel), the dielectron cocktail below ``seam``, the muon one from it up, their parents
-    drawn with the rapidity tilt ``tilt`` (:class:`gammastar_validation.truth.TiltedMesons`,
-    weights carried; 0: the plain generator) from ``mesons`` (a PYTHIA pool) or the config's
+    drawn with the rapidity tilt ``tilt`` and their Dalitz γ* with :data:`DECAY_TILT`
+    (:class:`gammastar_validation.truth.TiltedMesons`, weights carried; 0: the plain generator) from ``mesons`` (a PYTHIA pool) or the config's
     parametric spectra."""
     from gammastar.mock.cocktail import ParametricMesons
     from gammastar_validation.truth import TiltedMesons, truth_gstar
@@ -697,7 +702,8 @@ def truth_samplers(
         src = mesons
         if tilt:
             e_max = fc.beam.energy if fc.mock.kinematic_limit else None
-            src = TiltedMesons(mesons or ParametricMesons(fc.mock, e_max), tilt)
+            src = TiltedMesons(mesons or ParametricMesons(fc.mock, e_max), tilt,
+                               decay_tilt=DECAY_TILT)  # fmt: skip
         tr = truth_gstar(fc, sources, seed=seed + 7 * i, mesons=src, window=(m - hw, m + hw))
         out[m] = WindowSampler(tr.qT, tr.E, tr.m, seed=seed + 7 * i, weight=tr.weight)
     return out

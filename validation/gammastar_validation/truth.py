@@ -220,13 +220,21 @@ class TiltedMesons:
     q_i = (1/N + e^{κ y_i}/Σ_j e^{κ y_j} + e^{λ p_T,i}/Σ_j e^{λ p_T,j})/3 instead of 1/N,
     λ = (1 − 1/``pt_scale``)/⟨p_T⟩ (the same flattening of an exponential p_T spectrum).
 
+    With ``decay_tilt`` κ_d > 0 the Dalitz γ* of these parents (P → γγ*, V → Pγ*) take their
+    polar angle in the parent frame from a defensive mixture too (:meth:`gstar_cos`): half
+    isotropic, half from e^{κ_d cos θ} (emitted along the beam, so carrying the most of their
+    parent's energy: the fastest γ* of a light mass, where an ε_high edge lies), the weight
+    p/q ≤ 2 multiplied into their parents'.
+
     ``weights`` holds one array per :meth:`sample` call since :meth:`reset`, in call order.
     """
 
-    def __init__(self, base: Any, tilt: float, pt_scale: float = 3.0) -> None:
+    def __init__(self, base: Any, tilt: float, pt_scale: float = 3.0,
+                 decay_tilt: float = 0.0) -> None:  # fmt: skip
         self.base = base
         self.tilt = float(tilt)
         self.pt_scale = float(pt_scale)
+        self.decay_tilt = float(decay_tilt)
         self.weights: list[NDArray[np.float64]] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -235,6 +243,25 @@ class TiltedMesons:
     def reset(self) -> None:
         """Forget the recorded weights."""
         self.weights = []
+
+    def gstar_cos(self, rng: np.random.Generator, n: int) -> NDArray[np.float64]:
+        """cos θ of the Dalitz γ* of the last ``n`` parents drawn (:class:`gammastar.mock.
+        cocktail.MesonSource`): isotropic without ``decay_tilt``, else from the mixture of the
+        class docstring, q(c) = 1/4 + κ e^{κc}/(4 sinh κ) against p(c) = 1/2, the weights
+        p/q multiplied into those parents'."""
+        k = self.decay_tilt
+        if not k:
+            return rng.uniform(-1.0, 1.0, n)
+        if not self.weights or self.weights[-1].size != n:
+            raise RuntimeError(f"TiltedMesons.gstar_cos: {n} γ* for the last parents drawn")
+        tilted = rng.random(n) < 0.5
+        u = rng.random(n)
+        # e^{κc} on [−1, 1] by its inverse CDF, ln(e^{−κ} + u (e^{κ} − e^{−κ}))/κ, written
+        # as −1 + ln(1 + u (e^{2κ} − 1))/κ
+        c = np.where(tilted, -1.0 + np.log1p(u * np.expm1(2.0 * k)) / k, 2.0 * u - 1.0)
+        q = 0.25 + 0.5 * k * np.exp(k * (c - 1.0)) / -np.expm1(-2.0 * k)
+        self.weights[-1] = self.weights[-1] * (0.5 / q)
+        return np.asarray(c, dtype=np.float64)
 
     def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
         pool = getattr(self.base, "pool", None)

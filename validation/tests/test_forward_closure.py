@@ -275,6 +275,38 @@ def test_tilted_mesons_carry_the_falloff_to_the_beam_energy():
     assert c.sum() ** 2 / (c**2).sum() > 100 * h0.sum()
 
 
+def test_tilted_dalitz_decays_reweight_to_the_isotropic_decay():
+    """The closure truth's η → γμμ (parents tilted by κ = 2.5 and T × 3, the fall-off
+    (1 − E/400)^3.5 on the weights) with the Dalitz γ*'s polar angle tilted too
+    (``decay_tilt=3``): P(E_γ* > the plain draws' 99.99% quantile) from the weighted draws
+    equals an independent plain sample's within 4σ of their errors, and the contributions
+    above it have a Kish size 1.5 times those of the same draws without the decay tilt
+    (measured 12484 against 6473; the plain draws hold 40)."""
+    from gammastar.config.mock import MockConfig
+    from gammastar.mock.cocktail import CHANNELS, Channel, Cocktail, ParametricMesons
+    from gammastar_validation.truth import TiltedMesons
+
+    cfg = MockConfig(efficiency_map=None, falloff=3.5, kinematic_limit=True)
+    spec = next(c for c in CHANNELS if c.channel == Channel.ETA_DALITZ)
+    base = ParametricMesons(cfg, 400.0)
+    n = 400_000
+    e0 = Cocktail(cfg, 400.0, mesons=base).generate(np.random.default_rng(11), spec, n).gstar[3]
+    cut = np.quantile(e0, 0.9999)
+    h0 = e0 > cut
+    kish = {}
+    for k in (0.0, 3.0):
+        tilted = TiltedMesons(base, 2.5, decay_tilt=k)
+        e1 = Cocktail(cfg, 400.0, mesons=tilted).generate(np.random.default_rng(12), spec, n)
+        w, h1 = tilted.weights[-1], e1.gstar[3] > cut
+        c = w * h1
+        kish[k] = c.sum() ** 2 / (c**2).sum()
+        f0, f1 = h0.mean(), c.sum() / w.sum()
+        s0 = np.sqrt(f0 * (1 - f0) / n)
+        s1 = np.sqrt(np.sum((w * (h1 - f1)) ** 2)) / w.sum()
+        assert abs(f1 - f0) < 4 * np.hypot(s0, s1)
+    assert kish[3.0] > 1.5 * kish[0.0]
+
+
 def test_tilted_mesons_reweight_a_pool_to_its_uniform_draw():
     """``TiltedMesons`` on a pool (PYTHIA's: each source takes a member uniformly): the
     weighted mean of a forward indicator over the tilted draws equals its exact pool mean

@@ -302,7 +302,11 @@ class Cocktail:
                 pz, e = v[2].copy(), v[3].copy()
                 v[2] = gam * pz + bg * e
                 v[3] = gam * e + bg * pz
-            cos_g = rng.uniform(-1.0, 1.0, n)
+            # the γ*'s polar angle in the parent frame: isotropic, or drawn by the meson source
+            # where it offers ``gstar_cos`` (a closure's truth tilted towards the beam, which
+            # carries the draw's importance weights itself)
+            draw = getattr(self.mesons, "gstar_cos", None)
+            cos_g = rng.uniform(-1.0, 1.0, n) if draw is None else draw(rng, n)
             phi_g = rng.uniform(0.0, 2.0 * np.pi, n)
             a = rotate_from_z(a, cos_g, phi_g)
             b = rotate_from_z(b, cos_g, phi_g)
@@ -343,7 +347,11 @@ class MesonSource(Protocol):
 
     def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
         """Lab four-momenta (4, n) of ``masses.size`` parents ``parent`` (``""``: the ω's
-        spectra) at the given masses."""
+        spectra) at the given masses.
+
+        A source may also offer ``gstar_cos(rng, n)``: the cosines of the Dalitz γ*'s polar
+        angles in the parent frame (about the beam axis) for the last ``n`` parents it drew,
+        in place of the isotropic draw."""
 
 
 class ParametricMesons:
