@@ -690,8 +690,8 @@ def truth_samplers(
     window (:func:`gammastar_validation.truth.truth_gstar` ``window``: importance sampling by
     channel), the dielectron cocktail below ``seam``, the muon one from it up, their parents
     drawn with the rapidity tilt ``tilt`` and their Dalitz γ* with :data:`DECAY_TILT`
-    (:class:`gammastar_validation.truth.TiltedMesons`, weights carried; 0: the plain generator) from ``mesons`` (a PYTHIA pool) or the config's
-    parametric spectra."""
+    (:class:`gammastar_validation.truth.TiltedMesons`, weights carried; 0: the plain
+    generator) from ``mesons`` (a PYTHIA pool) or the config's parametric spectra."""
     from gammastar.mock.cocktail import ParametricMesons
     from gammastar_validation.truth import TiltedMesons, truth_gstar
 
