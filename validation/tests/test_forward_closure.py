@@ -282,8 +282,9 @@ def test_tilted_dalitz_decays_reweight_to_the_isotropic_decay():
     equals an independent plain sample's within 4σ of their errors, and the contributions
     above it have a Kish size 1.5 times those of the same draws without the decay tilt
     (measured 12484 against 6473; the plain draws hold 40)."""
+    from gammastar.cocktail_channels import Channel
     from gammastar.config.mock import MockConfig
-    from gammastar.mock.cocktail import CHANNELS, Channel, Cocktail, ParametricMesons
+    from gammastar.mock.cocktail import CHANNELS, Cocktail, ParametricMesons
     from gammastar_validation.truth import TiltedMesons
 
     cfg = MockConfig(efficiency_map=None, falloff=3.5, kinematic_limit=True)
