@@ -70,6 +70,11 @@ DECAY_TILT = 3.0
 (:meth:`gammastar_validation.truth.TiltedMesons.gstar_cos`): half the γ* from e^{κ_d cos θ},
 so that P(cos θ > 0.8), where the γ* take over 90% of their parent's energy, is about 0.28
 instead of 0.1 (the lightest masses' ε_high edges, their γ* the fastest of fast parents)."""
+LIGHT_SOURCES = 4
+"""The truth's sources below the π⁰ mass, as a multiple of :func:`truth_samplers`'
+``sources``: only Dalitz γ* fill those windows, each with a share of its parent's energy, so
+an ε_high edge there rests on the fastest few of the fastest parents, and the same Kish
+size takes more draws than at the heavier masses."""
 
 
 def window_half_width(m: float) -> float:
@@ -686,25 +691,27 @@ def truth_samplers(
     seam: float = 0.22, tilt: float = TILT,
 ) -> dict[float, WindowSampler]:  # fmt: skip
     """Per mass a :class:`WindowSampler` of the generator's γ* within
-    :func:`window_half_width` of it: ``sources`` sources of only the channels that reach the
-    window (:func:`gammastar_validation.truth.truth_gstar` ``window``: importance sampling by
+    :func:`window_half_width` of it: ``sources`` sources (:data:`LIGHT_SOURCES` × as many below
+    the π⁰ mass) of only the channels that reach the window (:func:`gammastar_validation.truth.truth_gstar` ``window``: importance sampling by
     channel), the dielectron cocktail below ``seam``, the muon one from it up, their parents
     drawn with the rapidity tilt ``tilt`` and their Dalitz γ* with :data:`DECAY_TILT`
     (:class:`gammastar_validation.truth.TiltedMesons`, weights carried; 0: the plain
     generator) from ``mesons`` (a PYTHIA pool) or the config's parametric spectra."""
     from gammastar.mock.cocktail import ParametricMesons
+    from gammastar.physics.constants import mass
     from gammastar_validation.truth import TiltedMesons, truth_gstar
 
     out = {}
     for i, m in enumerate(masses):
         hw = window_half_width(m)
+        n = sources * (LIGHT_SOURCES if m < mass("pi0") else 1)
         fc = _flavour(data_cfg, m, seam)
         src = mesons
         if tilt:
             e_max = fc.beam.energy if fc.mock.kinematic_limit else None
             src = TiltedMesons(mesons or ParametricMesons(fc.mock, e_max), tilt,
                                decay_tilt=DECAY_TILT)  # fmt: skip
-        tr = truth_gstar(fc, sources, seed=seed + 7 * i, mesons=src, window=(m - hw, m + hw))
+        tr = truth_gstar(fc, n, seed=seed + 7 * i, mesons=src, window=(m - hw, m + hw))
         out[m] = WindowSampler(tr.qT, tr.E, tr.m, seed=seed + 7 * i, weight=tr.weight)
     return out
 

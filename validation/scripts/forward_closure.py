@@ -22,7 +22,8 @@ Per facility (its volume, plane, daughters' requirement and energy threshold, ef
   :func:`gammastar_validation.forward.facility_ctaus`);
 * data-driven: the yield and the A′ kinematics as ``gammastar reach`` takes them
   (``Source.from_config``), 𝓔 over ``--samples`` draws; truth: the generator's γ* of the
-  mass window (``--truth-sources`` per mass, only the cocktail channels that reach the window:
+  mass window (``--truth-sources`` per mass, 4× below the π⁰ mass: ``forward.LIGHT_SOURCES``;
+  only the cocktail channels that reach the window:
   importance sampling by channel), each once, and its A′ yield at the data's resolution;
 * 𝓔 and N ratios data-driven / truth with their 1σ (the data-driven 𝓔's and the truth's own
   are errors of the mean of exact per-sample decay probabilities, which resolves the tiny
@@ -178,7 +179,8 @@ def main() -> None:
     ap.add_argument("--masses", type=float, nargs="+", default=list(MASSES))
     ap.add_argument("--samples", type=int, default=200_000, help="data-driven A′ draws per point")
     ap.add_argument("--truth-sources", type=int, default=6_000_000,
-                    help="truth sources per mass (of the channels reaching its window)")  # fmt: skip
+                    help="truth sources per mass (of the channels reaching its window; "
+                    "LIGHT_SOURCES times as many below the π⁰ mass)")  # fmt: skip
     ap.add_argument("--yield-sources", type=int, default=4_000_000,
                     help="truth sources per flavour for the full-phase-space yield")  # fmt: skip
     ap.add_argument("--seed", type=int, default=None, help="mock seed (default: the config's)")

@@ -47,6 +47,26 @@ def test_window_truth_is_the_whole_cocktails_in_the_window():
             assert n_win > 5 * n_full
 
 
+def test_truth_samplers_draw_more_sources_below_the_pi0_mass():
+    """``truth_samplers``: a window below the π⁰ mass (PDG, from ``particle``), fed only by
+    Dalitz γ*, is drawn from :data:`LIGHT_SOURCES` times the sources: its sample is that many
+    times the same window's from ``sources`` (within 5σ of the Poisson counts), and one above
+    the π⁰ mass the same size."""
+    from gammastar_validation.forward import LIGHT_SOURCES, truth_samplers, window_half_width
+    from gammastar_validation.truth import truth_gstar
+
+    cfg = _ee_config()
+    below, above = 0.05, 0.2
+    assert below < mass("pi0") < above
+    got = truth_samplers(cfg, [below, above], 20_000, seed=5, tilt=0)
+    for m, k in ((below, LIGHT_SOURCES), (above, 1)):
+        hw = window_half_width(m)
+        plain = truth_gstar(cfg, 20_000, seed=9, window=(m - hw, m + hw)).m.size
+        assert plain > 100
+        n = got[m].size
+        assert abs(n - k * plain) < 5 * np.sqrt(n + k * k * plain)
+
+
 def test_window_sampler_serves_each_true_gstar_once_at_the_exact_mass():
     """``WindowSampler``: successive draws are disjoint and together the whole window; a
     repeated seed serves the same γ*; E is rescaled to the asked mass at fixed momentum
