@@ -692,7 +692,8 @@ def truth_samplers(
 ) -> dict[float, WindowSampler]:  # fmt: skip
     """Per mass a :class:`WindowSampler` of the generator's γ* within
     :func:`window_half_width` of it: ``sources`` sources (:data:`LIGHT_SOURCES` × as many below
-    the π⁰ mass) of only the channels that reach the window (:func:`gammastar_validation.truth.truth_gstar` ``window``: importance sampling by
+    the π⁰ mass) of only the channels that reach the window
+    (:func:`gammastar_validation.truth.truth_gstar` ``window``: importance sampling by
     channel), the dielectron cocktail below ``seam``, the muon one from it up, their parents
     drawn with the rapidity tilt ``tilt`` and their Dalitz γ* with :data:`DECAY_TILT`
     (:class:`gammastar_validation.truth.TiltedMesons`, weights carried; 0: the plain

@@ -23,8 +23,8 @@ Per facility (its volume, plane, daughters' requirement and energy threshold, ef
 * data-driven: the yield and the A′ kinematics as ``gammastar reach`` takes them
   (``Source.from_config``), 𝓔 over ``--samples`` draws; truth: the generator's γ* of the
   mass window (``--truth-sources`` per mass, 4× below the π⁰ mass: ``forward.LIGHT_SOURCES``;
-  only the cocktail channels that reach the window:
-  importance sampling by channel), each once, and its A′ yield at the data's resolution;
+  only the cocktail channels that reach the window: importance sampling by channel), each
+  once, and its A′ yield at the data's resolution;
 * 𝓔 and N ratios data-driven / truth with their 1σ (the data-driven 𝓔's and the truth's own
   are errors of the mean of exact per-sample decay probabilities, which resolves the tiny
   𝓔 at the ε_high edges), the pull of N against the reach's own quoted 1σ (the named
