@@ -305,6 +305,7 @@ def test_tilted_dalitz_decays_reweight_to_the_isotropic_decay():
     from gammastar.cocktail_channels import Channel
     from gammastar.config.mock import MockConfig
     from gammastar.mock.cocktail import CHANNELS, Cocktail, ParametricMesons
+    from gammastar.yields.extrapolation.nsig.draw import kish_size
     from gammastar_validation.truth import TiltedMesons
 
     cfg = MockConfig(efficiency_map=None, falloff=3.5, kinematic_limit=True)
@@ -320,7 +321,7 @@ def test_tilted_dalitz_decays_reweight_to_the_isotropic_decay():
         e1 = Cocktail(cfg, 400.0, mesons=tilted).generate(np.random.default_rng(12), spec, n)
         w, h1 = tilted.weights[-1], e1.gstar[3] > cut
         c = w * h1
-        kish[k] = c.sum() ** 2 / (c**2).sum()
+        kish[k] = float(kish_size(c.sum(), (c**2).sum()))
         f0, f1 = h0.mean(), c.sum() / w.sum()
         s0 = np.sqrt(f0 * (1 - f0) / n)
         s1 = np.sqrt(np.sum((w * (h1 - f1)) ** 2)) / w.sum()
